@@ -1,0 +1,33 @@
+// Which compute backends this build has. engine/backend.cpp is the only file that knows whether
+// CUDA was compiled in; everything else asks here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace pv {
+
+enum class Device { kCpu, kCuda };
+
+bool cuda_compiled();
+// Usable CUDA devices (0 without CUDA support, driver or device).
+int cuda_device_count();
+// One line per device, empty when there is none.
+std::string cuda_device_summary();
+// "version=0.1.0 commit=... cuda=on sm_90 hdf5=1.10.8 openmp=on threads=2".
+const std::string& build_info();
+
+// Resolve "cpu" | "cuda" | "auto" to a device; "cuda" without a device is PV_ERR_NO_DEVICE.
+Device resolve_device(const std::string& name);
+
+namespace cuda_backend {
+// Element-wise dynamics on the device (throws pv::Error with the CUDA status on failure).
+void mrna_dynamics(int64_t n, const double* tau, const double* u0, const double* s0,
+                   const double* alpha, const double* beta, const double* gamma, double* u_out,
+                   double* s_out);
+// Ours vs cuRAND's Philox normals and raw words, computed on the device.
+void philox_normals(uint64_t seed, uint64_t subsequence, int64_t n, float* ours, float* theirs,
+                    uint32_t* our_bits, uint32_t* their_bits);
+}  // namespace cuda_backend
+
+}  // namespace pv

@@ -1,0 +1,107 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/math.h"
+#include "tests/finite_difference.h"
+
+using pv::testing::central_difference;
+using pv::testing::close;
+
+TEST_CASE("softplus, sigmoid and log-sigmoid: values, stability and derivatives") {
+  CHECK(pv::softplus(0.0) == doctest::Approx(std::log(2.0)));
+  CHECK(pv::softplus(800.0) == 800.0);                  // no overflow
+  CHECK(pv::softplus(-800.0) >= 0.0);
+  CHECK(pv::softplus(-40.0) == doctest::Approx(std::exp(-40.0)).epsilon(1e-12));
+  CHECK(pv::log_sigmoid(-800.0) == -800.0);
+  CHECK(std::isfinite(pv::log_sigmoid(800.0)));
+  for (double x : {-30.0, -3.0, -0.5, 0.0, 0.7, 4.0, 25.0}) {
+    CAPTURE(x);
+    CHECK(close(pv::sigmoid(x), central_difference([](double v) { return pv::softplus(v); }, x), 1e-8, 1e-12));
+    CHECK(close(pv::sigmoid(-x), central_difference([](double v) { return pv::log_sigmoid(v); }, x), 1e-8, 1e-12));
+  }
+  CHECK(pv::softplus(3.0f) == doctest::Approx(std::log1p(std::exp(3.0))).epsilon(1e-6));
+}
+
+TEST_CASE("two-term logsumexp is stable and its derivatives are the softmax weights") {
+  const auto r = pv::logsumexp2(1000.0, 1000.0);
+  CHECK(r.value == doctest::Approx(1000.0 + std::log(2.0)));
+  CHECK(r.d_a == doctest::Approx(0.5));
+  const auto inf = pv::logsumexp2(-INFINITY, -INFINITY);
+  CHECK(std::isinf(inf.value));
+  CHECK_FALSE(std::isnan(inf.d_a));
+  for (auto [a, b] : std::vector<std::pair<double, double>>{{-3.0, 2.0}, {5.0, 4.9}, {-700.0, -705.0}, {0.0, -40.0}}) {
+    CAPTURE(a);
+    CAPTURE(b);
+    const auto v = pv::logsumexp2(a, b);
+    CHECK(v.value == doctest::Approx(std::log(std::exp(a) + std::exp(b)) ).epsilon(1e-12));
+    if (a > -100) {
+      CHECK(close(v.d_a, central_difference([&](double x) { return pv::logsumexp2(x, b).value; }, a), 1e-7, 1e-12));
+      CHECK(close(v.d_b, central_difference([&](double x) { return pv::logsumexp2(a, x).value; }, b), 1e-7, 1e-12));
+    }
+    CHECK(v.d_a + v.d_b == doctest::Approx(1.0));
+  }
+}
+
+TEST_CASE("Normal and LogNormal log-densities: values and derivatives") {
+  // Normal(0.3; -1, 2): -0.5 (1.3/2)^2 - log 2 - 0.5 log(2 pi)
+  const double expected = -0.5 * 0.65 * 0.65 - std::log(2.0) - 0.5 * std::log(2 * M_PI);
+  CHECK(pv::normal_log_pdf(0.3, -1.0, 2.0).value == doctest::Approx(expected).epsilon(1e-14));
+  // LogNormal(2; 0, 1) = exp(-log(2)^2 / 2) / (2 sqrt(2 pi))
+  CHECK(pv::lognormal_log_pdf(2.0, 0.0, 1.0).value ==
+        doctest::Approx(std::log(std::exp(-0.5 * std::log(2.0) * std::log(2.0)) / (2.0 * std::sqrt(2 * M_PI)))));
+  for (auto density : {0, 1}) {
+    const auto f = [density](double x, double m, double s) {
+      return density == 0 ? pv::normal_log_pdf(x, m, s) : pv::lognormal_log_pdf(x, m, s);
+    };
+    const double x = 1.7, m = 0.4, s = 0.8;
+    const auto r = f(x, m, s);
+    CHECK(close(r.d_x, central_difference([&](double v) { return f(v, m, s).value; }, x), 1e-7, 1e-10));
+    CHECK(close(r.d_loc, central_difference([&](double v) { return f(x, v, s).value; }, m), 1e-7, 1e-10));
+    CHECK(close(r.d_scale, central_difference([&](double v) { return f(x, m, v).value; }, s), 1e-7, 1e-10));
+  }
+}
+
+TEST_CASE("digamma matches the derivative of lgamma") {
+  for (double x : {1e-3, 0.1, 0.5, 1.0, 2.5, 9.99, 10.0, 37.0, 1e4}) {
+    CAPTURE(x);
+    CHECK(close(pv::digamma(x), central_difference([](double v) { return std::lgamma(v); }, x, 1e-7), 1e-6, 1e-8));
+  }
+  CHECK(pv::digamma(1.0) == doctest::Approx(-0.57721566490153286).epsilon(1e-13));
+}
+
+TEST_CASE("Poisson log-pmf: values and the rate derivative") {
+  CHECK(pv::poisson_log_pmf(0.0, 2.5).value == doctest::Approx(-2.5));
+  CHECK(pv::poisson_log_pmf(3.0, 2.0).value == doctest::Approx(std::log(std::pow(2.0, 3) * std::exp(-2.0) / 6.0)));
+  for (double k : {0.0, 1.0, 7.0, 250.0}) {
+    for (double rate : {1e-3, 0.8, 12.0, 300.0}) {
+      const auto r = pv::poisson_log_pmf(k, rate);
+      CHECK(close(r.d_rate, central_difference([&](double v) { return pv::poisson_log_pmf(k, v).value; }, rate), 1e-6, 1e-9));
+    }
+  }
+}
+
+TEST_CASE("negative binomial log-pmf: values, sums to one, derivatives") {
+  // NB(k; r=3, p=sigmoid(l)) with l = log(0.4/0.6): pmf(2) = C(4,2) 0.6^3 0.4^2
+  const double l = std::log(0.4 / 0.6);
+  CHECK(std::exp(pv::negbinomial_log_pmf(2.0, 3.0, l).value) == doctest::Approx(6 * 0.216 * 0.16).epsilon(1e-12));
+  double total = 0;
+  for (int k = 0; k < 400; ++k) total += std::exp(pv::negbinomial_log_pmf(double(k), 2.3, 0.4).value);
+  CHECK(total == doctest::Approx(1.0).epsilon(1e-10));
+  for (double k : {0.0, 1.0, 5.0, 60.0}) {
+    const double r = 1.7, logits = -0.3;
+    const auto v = pv::negbinomial_log_pmf(k, r, logits);
+    CHECK(close(v.d_total_count, central_difference([&](double x) { return pv::negbinomial_log_pmf(k, x, logits).value; }, r), 1e-6, 1e-9));
+    CHECK(close(v.d_logits, central_difference([&](double x) { return pv::negbinomial_log_pmf(k, r, x).value; }, logits), 1e-6, 1e-9));
+    // The model's (mean, log-dispersion) form.
+    const double mean = 3.2, log_r = 0.4, eps = 1e-6;
+    const auto m = pv::negbinomial_mean_log_pmf(k, mean, log_r, eps);
+    CHECK(close(m.d_mean, central_difference([&](double x) { return pv::negbinomial_mean_log_pmf(k, x, log_r, eps).value; }, mean), 1e-6, 1e-9));
+    CHECK(close(m.d_log_dispersion, central_difference([&](double x) { return pv::negbinomial_mean_log_pmf(k, mean, x, eps).value; }, log_r), 1e-6, 1e-9));
+  }
+  // Its mean is the requested mean (up to eps).
+  double mean_of = 0;
+  for (int k = 0; k < 2000; ++k) mean_of += k * std::exp(pv::negbinomial_mean_log_pmf(double(k), 4.5, 0.2, 1e-6).value);
+  CHECK(mean_of == doctest::Approx(4.5).epsilon(1e-5));
+}
