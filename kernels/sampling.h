@@ -1,0 +1,85 @@
+// Counter-based draws for the simulator and the posterior predictive: every draw is a pure
+// function of (seed, stream, index), so results do not depend on threads, batching or backend.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/philox.h"
+#include "kernels/pv_hd.h"
+
+namespace pv {
+
+// A private sequence of 32-bit words for one (kind, id): subsequence = kind << 48 | id, blocks
+// consumed in order. Kinds keep unrelated draws (gene latents, cell times, counts...) apart.
+class CounterStream {
+ public:
+  PV_HD CounterStream(uint64_t seed, uint32_t kind, uint64_t id)
+      : seed_(seed), subsequence_((uint64_t(kind) << 48) | (id & ((uint64_t(1) << 48) - 1))) {}
+
+  PV_HD uint32_t next_bits() {
+    if (used_ == 4) {
+      bits_ = philox_block(seed_, subsequence_, block_++);
+      used_ = 0;
+    }
+    return bits_.v[used_++];
+  }
+  // Uniform in (0, 1), never 0 or 1, with 53 random bits.
+  PV_HD double uniform() {
+    const uint64_t hi = next_bits() >> 5, lo = next_bits() >> 6;  // 27 + 26 bits
+    return (double(hi * 67108864ull + lo) + 0.5) * (1.0 / 9007199254740992.0);
+  }
+  PV_HD double normal() {
+    using std::cos; using std::log; using std::sqrt;
+    const double u = uniform(), v = uniform();
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+  }
+
+ private:
+  uint64_t seed_, subsequence_;
+  uint64_t block_ = 0;
+  Philox4 bits_{};
+  int used_ = 4;
+};
+
+// Poisson(rate) by inversion for small rates and Hormann's PTRS transformed rejection (1993)
+// above, so the cost stays bounded for large rates.
+template <class Stream>
+PV_HD double sample_poisson(double rate, Stream& stream) {
+  using std::floor; using std::exp; using std::fabs; using std::lgamma; using std::log; using std::sqrt;
+  if (!(rate > 0.0)) return 0.0;
+  if (rate < 10.0) {
+    const double u = stream.uniform();
+    double k = 0.0, p = exp(-rate), cdf = p;
+    while (u > cdf && k < 1000.0) {
+      k += 1.0;
+      p *= rate / k;
+      cdf += p;
+    }
+    return k;
+  }
+  const double sqrt_rate = sqrt(rate), log_rate = log(rate);
+  const double b = 0.931 + 2.53 * sqrt_rate;
+  const double a = -0.059 + 0.02483 * b;
+  const double inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
+  const double v_r = 0.9277 - 3.6224 / (b - 2.0);
+  while (true) {
+    const double u = stream.uniform() - 0.5;
+    const double v = stream.uniform();
+    const double us = 0.5 - fabs(u);
+    const double k = floor((2.0 * a / us + b) * u + rate + 0.43);
+    if (us >= 0.07 && v <= v_r) return k;
+    if (k < 0.0 || (us < 0.013 && v > us)) continue;
+    if (log(v) + log(inv_alpha) - log(a / (us * us) + b) <= -rate + k * log_rate - lgamma(k + 1.0))
+      return k;
+  }
+}
+
+// Bernoulli(sigmoid(logit)).
+template <class Stream>
+PV_HD bool sample_bernoulli_logit(double logit, Stream& stream) {
+  using std::exp;
+  return stream.uniform() * (1.0 + exp(-logit)) < 1.0;
+}
+
+}  // namespace pv
