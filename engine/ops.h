@@ -200,6 +200,28 @@ Var<T> lognormal_log_prob_sum(Tape<T>& t, const Var<T>& x, const Var<T>& loc, co
   return detail::log_density_sum<T, detail::LogNormalDensity>(t, x, loc, scale, "lognormal_log_prob_sum");
 }
 
+namespace detail {
+template <class T>
+struct GatherNode : Node<T> {
+  Var<T> x, y;
+  const int64_t* index;
+  GatherNode(Var<T> x_, Var<T> y_, const int64_t* i) : x(x_), y(y_), index(i) {}
+  void backward() override {
+    if (!x.needs_grad()) return;
+    for (int64_t i = 0; i < y.size; ++i) x.grad[index[i]] += y.grad[i];
+  }
+};
+}  // namespace detail
+
+// y[i] = x[index[i]]; the index array must outlive the step (arena or caller-owned).
+template <class T>
+Var<T> gather(Tape<T>& tape, const Var<T>& x, const int64_t* index, int64_t n) {
+  Var<T> y = tape.variable(n);
+  for (int64_t i = 0; i < n; ++i) y.value[i] = x.value[index[i]];
+  tape.template record<detail::GatherNode<T>>(x, y, index);
+  return y;
+}
+
 template <class T>
 struct DynamicsVars {
   Var<T> u, s;

@@ -60,12 +60,25 @@ struct UnsValue {
   std::map<std::string, UnsValue> dict;
 };
 
+// Where read_h5ad() found what it returned; empty for data built in memory.
+struct Provenance {
+  std::string file;
+  std::string spliced_layer, unspliced_layer;  // source names, e.g. "raw_spliced"
+  std::vector<std::string> skipped;            // elements left out, each "path (reason)"
+};
+
 struct AnnData {
   DataFrame obs, var;
   std::unique_ptr<CountMatrix> X;             // optional
   std::map<std::string, CountMatrix> layers;
   std::map<std::string, DenseMatrix<double>> obsm;
   UnsValue uns;                               // kind kDict
+  Provenance source;
 };
+
+// Per-cell library sizes for the model's size correction: obs "u_lib_size_raw" (unspliced) or
+// "s_lib_size_raw" (spliced) when present (whole-transcriptome totals from before gene
+// selection), else the row sums of layers["unspliced"] / layers["spliced"].
+std::vector<double> library_sizes(const AnnData& data, bool unspliced);
 
 }  // namespace pv::io

@@ -1,0 +1,202 @@
+// The model against the independent numpy/scipy oracle (tests/oracle/model_oracle.py), and the
+// whole ELBO gradient against finite differences.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/guide.h"
+#include "engine/model.h"
+#include "engine/ops.h"
+#include "engine/simulator.h"
+#include "kernels/math.h"
+
+namespace {
+
+using Golden = std::map<std::string, std::vector<double>>;
+
+const Golden& oracle() {
+  static const Golden golden = [] {
+    Golden g;
+    std::ifstream in(std::string(PV_SOURCE_DIR) + "/tests/oracle/model_oracle.txt");
+    REQUIRE_MESSAGE(in.good(), "tests/oracle/model_oracle.txt is missing");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      std::istringstream fields(line);
+      std::string name;
+      size_t count;
+      fields >> name >> count;
+      std::vector<double>& v = g[name];
+      v.resize(count);
+      for (double& x : v) fields >> x;
+    }
+    return g;
+  }();
+  return golden;
+}
+
+const std::vector<double>& at(const std::string& name) {
+  const auto it = oracle().find(name);
+  REQUIRE_MESSAGE(it != oracle().end(), "oracle has no " << name);
+  return it->second;
+}
+
+std::shared_ptr<pv::io::AnnData> oracle_data() {
+  auto d = std::make_shared<pv::io::AnnData>();
+  const int64_t C = int64_t(at("C")[0]), G = int64_t(at("G")[0]);
+  for (const char* layer : {"u", "s"}) {
+    pv::io::CountMatrix m;
+    m.rows = C;
+    m.cols = G;
+    for (double v : at(layer)) m.dense.push_back(float(v));
+    d->layers[layer == std::string("u") ? "unspliced" : "spliced"] = m;
+  }
+  for (const char* lib : {"u_lib", "s_lib"}) {
+    pv::io::Column c;
+    c.name = std::string(lib) + "_size_raw";
+    c.numeric = at(lib);
+    d->obs.columns.push_back(c);
+  }
+  return d;
+}
+
+pv::Var<double> constant_of(pv::Tape<double>& tape, const std::vector<double>& v) {
+  pv::Var<double> x = tape.constant(int64_t(v.size()));
+  for (size_t i = 0; i < v.size(); ++i) x.value[i] = v[i];
+  return x;
+}
+
+}  // namespace
+
+using pv::Var;
+
+TEST_CASE("log joint density matches the oracle for every option combination and both state treatments") {
+  const pv::ModelData data = pv::make_model_data(oracle_data());
+  const int64_t C = data.cells(), G = data.genes();
+  std::vector<int32_t> states;
+  for (double k : at("k")) states.push_back(int32_t(k));
+  int compared = 0;
+  for (const char* lik : {"poisson", "nb"})
+    for (int prior : {0, 1})
+      for (int offset : {0, 1})
+        for (int lib : {0, 1})
+          for (const char* mode : {"marginal", "sampled"}) {
+            pv::ModelOptions o;
+            o.likelihood = lik == std::string("nb") ? pv::Likelihood::kNegativeBinomial : pv::Likelihood::kPoisson;
+            o.include_prior = prior;
+            o.add_offset = offset;
+            o.correct_library_size = lib;
+            o.state = mode == std::string("marginal") ? pv::StateMode::kMarginal : pv::StateMode::kSampled;
+            pv::Tape<double> tape;
+            pv::LogJointInputs in;
+            for (int s = 0; s < pv::kGeneSites; ++s)
+              if (offset || (s != pv::kUOffset && s != pv::kSOffset)) in.gene[s] = constant_of(tape, at(pv::gene_site_name(s)));
+            in.dispersion_u = constant_of(tape, at("r_u"));
+            in.dispersion_s = constant_of(tape, at("r_s"));
+            for (int s = 0; s < pv::kCellSites; ++s) in.cell[s] = constant_of(tape, at(pv::cell_site_name(s)));
+            in.batch = C;
+            in.fixed_states = states.data();
+            pv::LikelihoodGradients work;
+            const double value = pv::log_joint(tape, data, o, in, &work).scalar();
+            const std::string key = std::string("logp.") + lik + ".prior" + std::to_string(prior) + ".offset" +
+                                    std::to_string(offset) + ".lib" + std::to_string(lib) + "." + mode;
+            CAPTURE(key);
+            CHECK(value == doctest::Approx(at(key)[0]).epsilon(1e-9));
+            ++compared;
+          }
+  CHECK(compared == 32);
+  CHECK(G == 5);
+}
+
+TEST_CASE("guide log-density and entropy match the oracle") {
+  for (int offset : {0, 1}) {
+    const std::string p = "guide.offset" + std::to_string(offset) + ".";
+    pv::Tape<double> tape;
+    const Var<double> loc = constant_of(tape, at(p + "loc")), raw = constant_of(tape, at(p + "raw"));
+    const Var<double> F = constant_of(tape, at(p + "F")), z = constant_of(tape, at(p + "z"));
+    const int64_t G = int64_t(at("G")[0]), sites = loc.size / G, rank = F.size / loc.size;
+    const int t0_block = offset ? 5 : 3;
+    double log_jacobian = 0, loc_positive = 0;
+    for (int64_t s = 0; s < sites; ++s)
+      if (s != t0_block)
+        for (int64_t g = 0; g < G; ++g) {
+          log_jacobian += z.value[s * G + g];
+          loc_positive += loc.value[s * G + g];
+        }
+    const double log_q = pv::lowrank_log_density(tape, z, loc, raw, F, rank).scalar() - log_jacobian;
+    const double entropy = pv::lowrank_entropy(tape, raw, F, rank).scalar() + loc_positive;
+    CHECK(log_q == doctest::Approx(at(p + "logq_gene")[0]).epsilon(1e-10));
+    CHECK(entropy == doctest::Approx(at(p + "entropy_gene")[0]).epsilon(1e-10));
+    // The reparameterised sample is loc + d (F e1 + e2).
+    const Var<double> sample = pv::lowrank_sample(tape, loc, raw, F, rank, constant_of(tape, at(p + "e1")),
+                                                  constant_of(tape, at(p + "e2")));
+    for (int64_t i = 0; i < z.size; ++i) CHECK(sample.value[i] == doctest::Approx(z.value[i]).epsilon(1e-12));
+  }
+  pv::Tape<double> tape;
+  const Var<double> loc = constant_of(tape, at("guide.cell_loc")), z = constant_of(tape, at("guide.cell_z"));
+  const Var<double> scale = pv::ops::softplus(tape, constant_of(tape, at("guide.cell_raw")));
+  double sum_z = 0, entropy = 0;
+  for (int64_t i = 0; i < z.size; ++i) {
+    sum_z += z.value[i];
+    entropy += 0.5 * (pv::Constants<double>::log_2pi + 1.0) + std::log(scale.value[i]) + loc.value[i];
+  }
+  CHECK(pv::ops::normal_log_prob_sum(tape, z, loc, scale).scalar() - sum_z ==
+        doctest::Approx(at("guide.cell_logq")[0]).epsilon(1e-10));
+  CHECK(entropy == doctest::Approx(at("guide.cell_entropy")[0]).epsilon(1e-10));
+}
+
+TEST_CASE("the whole ELBO gradient matches finite differences for every variational parameter") {
+  pv::SimulationOptions so;
+  so.cells = 9;
+  so.genes = 3;
+  so.seed = 5;
+  so.mean_spliced = 4;
+  so.mean_unspliced = 3;
+  auto sim = std::make_shared<pv::io::AnnData>(pv::simulate(so));
+  struct Case {
+    std::string name;
+    pv::ModelOptions o;
+    std::vector<int64_t> batch;
+  };
+  std::vector<Case> cases(4);
+  cases[0].name = "Poisson, marginal k, analytic entropy, full batch";
+  cases[1].name = "NegativeBinomial, prior + offset, sample entropy, 2 particles";
+  cases[1].o.likelihood = pv::Likelihood::kNegativeBinomial;
+  cases[1].o.include_prior = cases[1].o.add_offset = true;
+  cases[1].o.entropy = pv::EntropyMode::kSample;
+  cases[1].o.num_particles = 2;
+  cases[2].name = "minibatch of 4 cells, no library correction";
+  cases[2].o.correct_library_size = false;
+  cases[2].batch = {7, 2, 5, 0};
+  cases[3].name = "sampled k";
+  cases[3].o.state = pv::StateMode::kSampled;
+  for (Case& c : cases) {
+    pv::VelocityModel model(pv::make_model_data(sim), c.o, 3);
+    std::vector<double>& p = model.params();
+    // Move away from the symmetric initialisation so every path carries gradient.
+    for (size_t i = 0; i < p.size(); ++i) p[i] += 0.05 * std::sin(double(i) * 1.7);
+    std::vector<double> grads, scratch;
+    model.loss(c.batch, 4, &grads);
+    int bad = 0;
+    for (size_t i = 0; i < p.size(); ++i) {
+      const double x = p[i], h = 1e-6 * std::max(1.0, std::fabs(x));
+      p[i] = x + h;
+      const double up = model.loss(c.batch, 4, &scratch);
+      p[i] = x - h;
+      const double down = model.loss(c.batch, 4, &scratch);
+      p[i] = x;
+      const double fd = (up - down) / (2 * h);
+      if (std::fabs(fd - grads[i]) > 1e-5 * std::max(1.0, std::fabs(fd))) {
+        if (++bad <= 5) MESSAGE(c.name << ": parameter " << i << " analytic " << grads[i] << " vs finite difference " << fd);
+      }
+    }
+    CAPTURE(c.name);
+    CHECK(bad == 0);
+  }
+}
