@@ -17,7 +17,7 @@ constexpr uint32_t kStateStream = 20;
 
 // Everything pass 1 works out for one gene of the current cell, kept for passes 2 and 3.
 struct GeneScratch {
-  double x1, p1, sig_t0;
+  double x1, p1, softplus_x1, sig_t0;
   DynamicsWithGrad<double> dyn[2];  // induction (0), repression (1)
   double uu[2], ut[2], st[2];       // u_scale u; relu(.) + eps of u and s
   double g_ut[2], g_st[2], g_x1;    // gradients before the normaliser's share
@@ -39,13 +39,14 @@ struct CountLogLik {
   double value, d_rate, d_log_r;
 };
 
+// The count's log-likelihood without its parameter-free -log(count!) (added per cell).
 inline CountLogLik count_log_lik(double count, double rate, bool negative_binomial, double log_r) {
   if (!negative_binomial) {
-    const PoissonLogPmf<double> p = poisson_log_pmf(count, rate);
-    return {p.value, p.d_rate, 0.0};
+    if (count == 0.0) return {-rate, -1.0, 0.0};
+    return {count * std::log(rate) - rate, count / rate - 1.0, 0.0};
   }
   const NegBinomialMeanLogPmf<double> nb = negbinomial_mean_log_pmf(count, rate, log_r, kEps);
-  return {nb.value, nb.d_mean, nb.d_log_dispersion};
+  return {nb.value + std::lgamma(count + 1.0), nb.d_mean, nb.d_log_dispersion};
 }
 
 void load_row(const io::CountMatrix& m, int64_t row, std::vector<double>* out) {
@@ -59,7 +60,21 @@ void load_row(const io::CountMatrix& m, int64_t row, std::vector<double>* out) {
   for (int64_t p = m.indptr[row]; p < m.indptr[row + 1]; ++p) (*out)[m.indices[p]] = m.data[p];
 }
 
+double matrix_row_log_factorial(const io::CountMatrix& m, int64_t row) {
+  double sum = 0;
+  if (m.sparse) {
+    for (int64_t p = m.indptr[row]; p < m.indptr[row + 1]; ++p) sum += std::lgamma(double(m.data[p]) + 1.0);
+  } else {
+    for (int64_t j = 0; j < m.cols; ++j) sum += std::lgamma(double(m.dense[row * m.cols + j]) + 1.0);
+  }
+  return sum;
+}
+
 }  // namespace
+
+double row_log_factorial(const CountView& data, int64_t row) {
+  return matrix_row_log_factorial(*data.unspliced, row) + matrix_row_log_factorial(*data.spliced, row);
+}
 
 double cell_gene_log_likelihood(const CountView& data, const ModelOptions& o, const LikelihoodInputs& in,
                                 LikelihoodGradients* grad) {
@@ -108,6 +123,7 @@ double cell_gene_log_likelihood(const CountView& data, const ModelOptions& o, co
         load_row(*data.spliced, row, &s_counts);
         const double t = in.cell_time[b];
         const double rd_u = in.u_read_depth[b], rd_s = in.s_read_depth[b];
+        acc.value -= data.row_log_factorial ? data.row_log_factorial[row] : row_log_factorial(data, row);
 
         // Pass 1: dynamics of both states, the state probabilities, the normalisers.
         double norm_u = 0, norm_s = 0;
@@ -115,10 +131,13 @@ double cell_gene_log_likelihood(const CountView& data, const ModelOptions& o, co
           GeneScratch& x = scratch[g];
           const double beta = gene[kBeta][g], gamma = gene[kGamma][g], u_scale = gene[kUScale][g];
           x.x1 = t - switching[g];
-          x.p1 = sigmoid(x.x1);
-          x.sig_t0 = sigmoid(t - gene[kT0][g]);
-          x.dyn[0] = mrna_dynamics_with_grad(softplus(t - gene[kT0][g]), u0[g], s0[g], gene[kAlpha][g], beta, gamma);
-          x.dyn[1] = mrna_dynamics_with_grad(softplus(x.x1), at_switch[g].u, at_switch[g].s, 0.0, beta, gamma);
+          const SoftplusSigmoid<double> induction = softplus_and_sigmoid(t - gene[kT0][g]);
+          const SoftplusSigmoid<double> repression = softplus_and_sigmoid(x.x1);
+          x.p1 = repression.sigmoid;
+          x.softplus_x1 = repression.softplus;
+          x.sig_t0 = induction.sigmoid;
+          x.dyn[0] = mrna_dynamics_with_grad(induction.softplus, u0[g], s0[g], gene[kAlpha][g], beta, gamma);
+          x.dyn[1] = mrna_dynamics_with_grad(repression.softplus, at_switch[g].u, at_switch[g].s, 0.0, beta, gamma);
           for (int k = 0; k < 2; ++k) {
             x.uu[k] = u_scale * x.dyn[k].u;
             x.ut[k] = (x.uu[k] > 0 ? x.uu[k] : 0.0) + kEps;
@@ -154,7 +173,8 @@ double cell_gene_log_likelihood(const CountView& data, const ModelOptions& o, co
             rate_s[k] = library ? (x.st[k] / norm_s + kEps) * rd_s : x.st[k];
             lu[k] = count_log_lik(u_counts[g], rate_u[k], nb, log_ru);
             ls[k] = count_log_lik(s_counts[g], rate_s[k], nb, log_rs);
-            term[k] = (k == 1 ? log_sigmoid(x.x1) : log_sigmoid(-x.x1)) + lu[k].value + ls[k].value;
+            // log sigmoid(x1) = x1 - softplus(x1); log sigmoid(-x1) = -softplus(x1)
+            term[k] = (k == 1 ? x.x1 - x.softplus_x1 : -x.softplus_x1) + lu[k].value + ls[k].value;
           }
           if (marginal) {
             const LogSumExp2<double> lse = logsumexp2(term[0], term[1]);

@@ -15,6 +15,9 @@ namespace pv {
 struct CountView {
   const io::CountMatrix* unspliced = nullptr;
   const io::CountMatrix* spliced = nullptr;
+  // Per cell: sum over genes of log(u!) + log(s!), the parameter-free part of the count
+  // likelihoods, added once per cell rather than per cell-gene and state. Null: computed.
+  const double* row_log_factorial = nullptr;
   int64_t cells() const { return spliced->rows; }
   int64_t genes() const { return spliced->cols; }
 };
@@ -43,6 +46,9 @@ struct LikelihoodGradients {
 
 // Sum over the batch's cells and all genes of the per-cell-gene log-likelihood (including the
 // state's log-prior); fills `grad` when non-null.
+// sum_g log(u[row, g]!) + log(s[row, g]!)
+double row_log_factorial(const CountView& data, int64_t row);
+
 double cell_gene_log_likelihood(const CountView& data, const ModelOptions& options, const LikelihoodInputs& in,
                                 LikelihoodGradients* grad);
 

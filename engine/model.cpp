@@ -48,6 +48,10 @@ ModelData make_model_data(std::shared_ptr<const io::AnnData> data) {
   // All cells with the same library size would make the read-depth prior degenerate.
   if (!(m.log_library_sd_u > 0)) m.log_library_sd_u = 1.0;
   if (!(m.log_library_sd_s > 0)) m.log_library_sd_s = 1.0;
+  m.row_log_factorial.resize(lib_u.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < int64_t(lib_u.size()); ++c) m.row_log_factorial[c] = row_log_factorial(m.counts, c);
+  m.counts.row_log_factorial = m.row_log_factorial.data();
   m.anndata = std::move(data);
   return m;
 }

@@ -20,6 +20,7 @@ struct ModelData {
   CountView counts;
   std::vector<double> log_library_u, log_library_s;  // log(U_c + eps), log(S_c + eps)
   double log_library_sd_u = 1, log_library_sd_s = 1;  // standard deviation over cells, ddof = 1
+  std::vector<double> row_log_factorial;               // see CountView
   int64_t cells() const { return counts.cells(); }
   int64_t genes() const { return counts.genes(); }
 };

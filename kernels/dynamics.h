@@ -15,37 +15,49 @@
 
 namespace pv {
 
-// Series terms for phi and phi' on [0, 1): enough that truncation is below the type's rounding.
+// phi and phi' switch to their Taylor series below this argument, where the closed forms lose
+// digits to cancellation; the series length keeps truncation below the type's rounding.
+template <class T>
+PV_HD constexpr T decay_series_limit() {
+  return sizeof(T) == sizeof(float) ? T(1) : T(0.05);
+}
 template <class T>
 PV_HD constexpr int decay_series_terms() {
-  return sizeof(T) == sizeof(float) ? 10 : 18;
+  return sizeof(T) == sizeof(float) ? 11 : 9;
 }
 
-// phi(x) = (1 - e^-x) / x for x >= 0.
+template <class T>
+struct Decay {
+  T e;     // e^-x
+  T phi;   // (1 - e^-x) / x, phi(0) = 1
+  T dphi;  // phi'(x) = (e^-x (1 + x) - 1) / x^2, phi'(0) = -1/2
+};
+
+// e^-x, phi(x) and phi'(x) for x >= 0 from a single exponential.
+template <class T>
+PV_HD Decay<T> decay(T x) {
+  using std::exp;
+  if (x < decay_series_limit<T>()) {
+    // phi = 1 - x/2 (1 - x/3 (1 - x/4 (...))); phi' = -1/2 sum_n (n+1)(-x)^n 2/(n+2)! nested
+    // with term ratios -x (n+2) / ((n+1)(n+3)). Constant divisors fold at compile time.
+    T p = T(1), q = T(1);
+    for (int m = decay_series_terms<T>() + 1; m >= 2; --m) p = T(1) - x * (T(1) / T(m)) * p;
+    for (int n = decay_series_terms<T>() - 1; n >= 0; --n)
+      q = T(1) - x * (T(n + 2) / (T(n + 1) * T(n + 3))) * q;
+    return {T(1) - x * p, p, T(-0.5) * q};
+  }
+  const T e = exp(-x);
+  return {e, (T(1) - e) / x, (e * (T(1) + x) - T(1)) / (x * x)};
+}
+
 template <class T>
 PV_HD T decay_fraction(T x) {
-  using std::expm1;
-  if (x < T(1)) {
-    // 1 - x/2 (1 - x/3 (1 - x/4 (...)))
-    T p = T(1);
-    for (int m = decay_series_terms<T>() + 1; m >= 2; --m) p = T(1) - x / T(m) * p;
-    return p;
-  }
-  return -expm1(-x) / x;
+  return decay(x).phi;
 }
 
-// phi'(x) = (e^-x (1 + x) - 1) / x^2 for x >= 0; phi'(0) = -1/2.
 template <class T>
 PV_HD T decay_fraction_derivative(T x) {
-  using std::exp;
-  if (x < T(1)) {
-    // -1/2 sum_n (n+1)(-x)^n 2/(n+2)!, nested with term ratios -x (n+2) / ((n+1)(n+3)).
-    T p = T(1);
-    for (int n = decay_series_terms<T>() - 1; n >= 0; --n)
-      p = T(1) - x * T(n + 2) / (T(n + 1) * T(n + 3)) * p;
-    return T(-0.5) * p;
-  }
-  return (exp(-x) * (T(1) + x) - T(1)) / (x * x);
+  return decay(x).dphi;
 }
 
 template <class T>
@@ -53,16 +65,17 @@ struct DecayDifference {
   T value, d_b, d_g, d_tau;
 };
 
-// E(b, g, tau) above with its partial derivatives; continuous across b == g.
+// E(b, g, tau) above with its partial derivatives; continuous across b == g. e_b = e^{-b tau} and
+// e_g = e^{-g tau} are passed in, already known to the caller.
 template <class T>
-PV_HD DecayDifference<T> decay_difference(T b, T g, T tau) {
-  using std::exp;
+PV_HD DecayDifference<T> decay_difference(T b, T g, T tau, T e_b, T e_g) {
   const bool b_low = b <= g;
   const T lo = b_low ? b : g;
   const T gap = b_low ? g - b : b - g;
-  const T e_lo = exp(-lo * tau);
-  const T value = e_lo * decay_fraction(gap * tau);
-  const T e_dphi = e_lo * decay_fraction_derivative(gap * tau);
+  const T e_lo = b_low ? e_b : e_g;
+  const Decay<T> d = decay(gap * tau);
+  const T value = e_lo * d.phi;
+  const T e_dphi = e_lo * d.dphi;
   const T d_lo = -tau * value - tau * e_dphi;
   const T d_hi = tau * e_dphi;
   const T d_tau = -lo * value + gap * e_dphi;
@@ -87,42 +100,36 @@ struct DynamicsWithGrad {
 
 template <class T>
 PV_HD Dynamics<T> mrna_dynamics(T tau, T u0, T s0, T alpha, T beta, T gamma) {
-  using std::exp;
-  const T eu = exp(-beta * tau);
-  const T es = exp(-gamma * tau);
-  const T u = u0 * eu + alpha * tau * decay_fraction(beta * tau);
-  const T s = s0 * es + alpha * tau * decay_fraction(gamma * tau) -
-              (alpha - beta * u0) * tau * decay_difference(beta, gamma, tau).value;
+  const Decay<T> db = decay(beta * tau), dg = decay(gamma * tau);
+  const T u = u0 * db.e + alpha * tau * db.phi;
+  const T s = s0 * dg.e + alpha * tau * dg.phi -
+              (alpha - beta * u0) * tau * decay_difference(beta, gamma, tau, db.e, dg.e).value;
   return {u, s};
 }
 
 template <class T>
 PV_HD DynamicsWithGrad<T> mrna_dynamics_with_grad(T tau, T u0, T s0, T alpha, T beta, T gamma) {
-  using std::exp;
   DynamicsWithGrad<T> r;
-  const T eu = exp(-beta * tau);
-  const T es = exp(-gamma * tau);
-  const T phi_b = decay_fraction(beta * tau);
-  const T phi_g = decay_fraction(gamma * tau);
-  const DecayDifference<T> e = decay_difference(beta, gamma, tau);
+  const Decay<T> db = decay(beta * tau), dg = decay(gamma * tau);
+  const T eu = db.e, es = dg.e;
+  const DecayDifference<T> e = decay_difference(beta, gamma, tau, eu, es);
   const T k = alpha - beta * u0;
 
-  r.u = u0 * eu + alpha * tau * phi_b;
+  r.u = u0 * eu + alpha * tau * db.phi;
   r.du[kDynTau] = k * eu;
   r.du[kDynU0] = eu;
   r.du[kDynS0] = T(0);
-  r.du[kDynAlpha] = tau * phi_b;
-  r.du[kDynBeta] = -tau * u0 * eu + alpha * tau * tau * decay_fraction_derivative(beta * tau);
+  r.du[kDynAlpha] = tau * db.phi;
+  r.du[kDynBeta] = -tau * u0 * eu + alpha * tau * tau * db.dphi;
   r.du[kDynGamma] = T(0);
 
-  r.s = s0 * es + alpha * tau * phi_g - k * tau * e.value;
+  r.s = s0 * es + alpha * tau * dg.phi - k * tau * e.value;
   r.ds[kDynTau] = -gamma * s0 * es + alpha * es - k * (e.value + tau * e.d_tau);
   r.ds[kDynU0] = beta * tau * e.value;
   r.ds[kDynS0] = es;
-  r.ds[kDynAlpha] = tau * phi_g - tau * e.value;
+  r.ds[kDynAlpha] = tau * dg.phi - tau * e.value;
   r.ds[kDynBeta] = u0 * tau * e.value - k * tau * e.d_b;
-  r.ds[kDynGamma] =
-      -s0 * tau * es + alpha * tau * tau * decay_fraction_derivative(gamma * tau) - k * tau * e.d_g;
+  r.ds[kDynGamma] = -s0 * tau * es + alpha * tau * tau * dg.dphi - k * tau * e.d_g;
   return r;
 }
 

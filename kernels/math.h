@@ -29,6 +29,21 @@ PV_HD T sigmoid(T x) {
   return e / (T(1) + e);
 }
 
+template <class T>
+struct SoftplusSigmoid {
+  T softplus, sigmoid;
+};
+
+// softplus(x) and sigmoid(x) = softplus'(x) from one exponential. Note log sigmoid(x) =
+// x - softplus(x) and log sigmoid(-x) = -softplus(x).
+template <class T>
+PV_HD SoftplusSigmoid<T> softplus_and_sigmoid(T x) {
+  using std::exp; using std::fabs; using std::log1p;
+  const T e = exp(-fabs(x));
+  const T inv = T(1) / (T(1) + e);
+  return {(x > T(0) ? x : T(0)) + log1p(e), x >= T(0) ? inv : e * inv};
+}
+
 // log(sigmoid(x)) = -softplus(-x); its derivative is sigmoid(-x).
 template <class T>
 PV_HD T log_sigmoid(T x) {

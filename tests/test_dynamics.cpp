@@ -151,9 +151,13 @@ TEST_CASE("all twelve partial derivatives match central finite differences") {
 }
 
 TEST_CASE("phi and phi' are continuous where the series hands over to the closed form") {
-  const double below = std::nextafter(1.0, 0.0);
-  CHECK(pv::decay_fraction(below) == doctest::Approx(pv::decay_fraction(1.0)).epsilon(1e-14));
-  CHECK(pv::decay_fraction_derivative(below) == doctest::Approx(pv::decay_fraction_derivative(1.0)).epsilon(1e-13));
+  const double limit = pv::decay_series_limit<double>(), below = std::nextafter(limit, 0.0);
+  CHECK(pv::decay_fraction(below) == doctest::Approx(pv::decay_fraction(limit)).epsilon(1e-14));
+  CHECK(pv::decay_fraction_derivative(below) == doctest::Approx(pv::decay_fraction_derivative(limit)).epsilon(1e-12));
+  CHECK(pv::decay(below).e == doctest::Approx(std::exp(-below)).epsilon(1e-15));
+  const float flimit = pv::decay_series_limit<float>(), fbelow = std::nextafter(flimit, 0.0f);
+  CHECK(pv::decay_fraction(fbelow) == doctest::Approx(pv::decay_fraction(flimit)).epsilon(1e-6));
+  CHECK(pv::decay_fraction_derivative(fbelow) == doctest::Approx(pv::decay_fraction_derivative(flimit)).epsilon(1e-5));
   CHECK(pv::decay_fraction(0.0) == 1.0);
   CHECK(pv::decay_fraction_derivative(0.0) == -0.5);
   CHECK(pv::decay_fraction(0.999f) == doctest::Approx(-std::expm1(-0.999) / 0.999).epsilon(1e-6));
