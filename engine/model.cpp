@@ -168,6 +168,16 @@ VelocityModel::VelocityModel(ModelData data, const ModelOptions& options, uint64
   for (int64_t i = 0; i < l.gene_dim * l.rank; ++i)
     params_[l.gene_factor + i] = f_sd * double(normal_at(seed_, uint64_t(kInit) << 48, uint64_t(i)));
   for (int64_t i = 0; i < kCellSites * l.cells; ++i) params_[l.cell_raw + i] = cell_raw;
+  // Read depths start at their prior median (the cell's log library size) rather than at 0:
+  // from 0, Adam at lr 0.01 spends ~700 steps walking them to ~log(2000) while every other
+  // gradient sees wrong rates (2000 x 200 simulation, 1000 epochs: cell-time Spearman 0.21
+  // from 0, 0.997 from the median).
+  if (options.init_read_depth_at_library) {
+    for (int64_t c = 0; c < l.cells; ++c) {
+      params_[l.cell_loc + kUReadDepth * l.cells + c] = data_.log_library_u[c];
+      params_[l.cell_loc + kSReadDepth * l.cells + c] = data_.log_library_s[c];
+    }
+  }
 }
 
 double VelocityModel::loss(const std::vector<int64_t>& batch, uint64_t draw, std::vector<double>* grads) {

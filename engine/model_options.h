@@ -20,6 +20,9 @@ struct ModelOptions {
   bool correct_library_size = true;
   StateMode state = StateMode::kMarginal;
   EntropyMode entropy = EntropyMode::kAnalytic;
+  // Start the read-depth guide locs at the log library size (their prior median); false keeps
+  // the reference's 0.
+  bool init_read_depth_at_library = true;
   int guide_rank = 10;
   int num_particles = 1;
 };

@@ -75,6 +75,32 @@ PV_HD double sample_poisson(double rate, Stream& stream) {
   }
 }
 
+// Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 through the u^(1/shape) boost.
+template <class Stream>
+PV_HD double sample_gamma(double shape, Stream& stream) {
+  using std::log; using std::pow; using std::sqrt;
+  if (!(shape > 0.0)) return 0.0;
+  if (shape < 1.0) return sample_gamma(shape + 1.0, stream) * pow(stream.uniform(), 1.0 / shape);
+  const double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+  while (true) {
+    double x, v;
+    do {
+      x = stream.normal();
+      v = 1.0 + c * x;
+    } while (v <= 0.0);
+    v = v * v * v;
+    const double u = stream.uniform();
+    if (u < 1.0 - 0.0331 * x * x * x * x) return d * v;
+    if (log(u) < 0.5 * x * x + d * (1.0 - v + log(v))) return d * v;
+  }
+}
+
+// Negative binomial with the given mean and total_count (a gamma-Poisson mixture).
+template <class Stream>
+PV_HD double sample_negative_binomial(double mean, double total_count, Stream& stream) {
+  return sample_poisson(sample_gamma(total_count, stream) * mean / total_count, stream);
+}
+
 // Bernoulli(sigmoid(logit)).
 template <class Stream>
 PV_HD bool sample_bernoulli_logit(double logit, Stream& stream) {
