@@ -18,6 +18,7 @@ struct Command {
 const Command kCommands[] = {
     {"info", "version, build options and CUDA devices", pv::cli::run_info},
     {"selfcheck", "evaluate the model's kernels on known values and report", pv::cli::run_selfcheck},
+    {"inspect", "describe an .h5ad file and check its spliced/unspliced counts", pv::cli::run_inspect},
 };
 
 void print_usage(FILE* out) {

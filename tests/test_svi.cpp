@@ -6,6 +6,7 @@
 #include <numeric>
 #include <vector>
 
+#include "engine/correlation.h"
 #include "engine/error.h"
 #include "engine/model.h"
 #include "engine/posterior.h"
@@ -34,26 +35,6 @@ std::vector<double> column(const pv::io::DataFrame& frame, const std::string& na
   return {};
 }
 
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  auto ranks = [](const std::vector<double>& x) {
-    std::vector<size_t> order(x.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](size_t i, size_t j) { return x[i] < x[j]; });
-    std::vector<double> r(x.size());
-    for (size_t k = 0; k < order.size(); ++k) r[order[k]] = double(k);
-    return r;
-  };
-  const std::vector<double> ra = ranks(a), rb = ranks(b);
-  const double mean = (double(a.size()) - 1) / 2;
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += (ra[i] - mean) * (rb[i] - mean);
-    aa += (ra[i] - mean) * (ra[i] - mean);
-    bb += (rb[i] - mean) * (rb[i] - mean);
-  }
-  return ab / std::sqrt(aa * bb);
-}
-
 }  // namespace
 
 TEST_CASE("recovery: a 2000 x 200 simulation gives back cell time, kinetics and switching") {
@@ -67,16 +48,16 @@ TEST_CASE("recovery: a 2000 x 200 simulation gives back cell time, kinetics and 
   pv::PosteriorOptions p;
   p.num_samples = 30;
   pv::PosteriorSummary s = pv::summarise_posterior(model, p);
-  const double time_rho = spearman(s.mean["cell_time"], column(data->obs, "true_t"));
+  const double time_rho = pv::spearman(s.mean["cell_time"], column(data->obs, "true_t"));
   std::vector<double> ratio, true_ratio;
   const std::vector<double> tg = column(data->var, "true_gamma"), tb = column(data->var, "true_beta");
   for (size_t g = 0; g < tg.size(); ++g) {
     ratio.push_back(s.mean["gamma"][g] / s.mean["beta"][g]);
     true_ratio.push_back(tg[g] / tb[g]);
   }
-  const double ratio_rho = spearman(ratio, true_ratio);
-  const double switch_rho = spearman(s.mean["switching"], column(data->var, "true_switching"));
-  const double alpha_rho = spearman(s.mean["alpha"], column(data->var, "true_alpha"));
+  const double ratio_rho = pv::spearman(ratio, true_ratio);
+  const double switch_rho = pv::spearman(s.mean["switching"], column(data->var, "true_switching"));
+  const double alpha_rho = pv::spearman(s.mean["alpha"], column(data->var, "true_alpha"));
   MESSAGE("Spearman after " << r.epochs << " epochs: cell_time " << time_rho << ", gamma/beta " << ratio_rho
                             << ", switching " << switch_rho << ", alpha " << alpha_rho);
   CHECK(time_rho >= 0.9);

@@ -69,6 +69,39 @@ PV_API pv_status pv_mrna_dynamics(int64_t n, const double* tau, const double* u0
                                   const double* s0, const double* alpha, const double* beta,
                                   const double* gamma, double* u_out, double* s_out);
 
+/* ---- Datasets ------------------------------------------------------------------------------
+ * A pv_dataset holds the spliced and unspliced counts (cells x genes) a model is fitted to, with
+ * the cell and gene annotations of the file it came from. Counts must be finite, non-negative
+ * whole numbers; a CSR matrix needs indptr[0] == 0, indptr non-decreasing and ending at its
+ * number of stored entries, and every column index in [0, n_genes). Anything else is refused
+ * with PV_ERR_INVALID_ARGUMENT and a message naming the array, the entry and the value.
+ * Constructors set *out to NULL on failure. */
+typedef struct pv_dataset pv_dataset;
+
+/* Reads an .h5ad (AnnData) file without modifying it. spliced_layer and unspliced_layer name
+ * layers of the file; NULL or "auto" takes raw_spliced/raw_unspliced when both exist, else
+ * spliced/unspliced. PV_ERR_IO: the file is missing or unreadable; PV_ERR_FORMAT: not HDF5, not
+ * AnnData, or malformed; PV_ERR_INVALID_ARGUMENT: a layer is absent or its counts are unusable;
+ * PV_ERR_UNSUPPORTED: this library was built without HDF5. */
+PV_API pv_status pv_dataset_open_h5ad(const char* path, const char* spliced_layer,
+                                      const char* unspliced_layer, pv_dataset** out);
+
+/* From two row-major n_cells x n_genes arrays (copied). */
+PV_API pv_status pv_dataset_from_dense(int64_t n_cells, int64_t n_genes, const double* spliced,
+                                       const double* unspliced, pv_dataset** out);
+
+/* From two CSR matrices (copied): each indptr has n_cells + 1 entries; its indices and data have
+ * indptr[n_cells] entries. */
+PV_API pv_status pv_dataset_from_csr(int64_t n_cells, int64_t n_genes, const int64_t* s_indptr,
+                                     const int32_t* s_indices, const double* s_data,
+                                     const int64_t* u_indptr, const int32_t* u_indices,
+                                     const double* u_data, pv_dataset** out);
+
+/* The number of cells (rows) and genes (columns). Either output pointer may be NULL. */
+PV_API pv_status pv_dataset_shape(const pv_dataset* dataset, int64_t* n_cells, int64_t* n_genes);
+
+PV_API void pv_dataset_free(pv_dataset* dataset);
+
 #ifdef __cplusplus
 }
 #endif
