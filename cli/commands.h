@@ -9,5 +9,7 @@ namespace pv::cli {
 int run_info(const std::vector<std::string>& args);
 int run_selfcheck(const std::vector<std::string>& args);
 int run_inspect(const std::vector<std::string>& args);
+int run_simulate(const std::vector<std::string>& args);
+int run_fit(const std::vector<std::string>& args);
 
 }  // namespace pv::cli

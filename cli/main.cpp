@@ -19,6 +19,8 @@ const Command kCommands[] = {
     {"info", "version, build options and CUDA devices", pv::cli::run_info},
     {"selfcheck", "evaluate the model's kernels on known values and report", pv::cli::run_selfcheck},
     {"inspect", "describe an .h5ad file and check its spliced/unspliced counts", pv::cli::run_inspect},
+    {"simulate", "draw a dataset with known truth from the model's generative process", pv::cli::run_simulate},
+    {"fit", "fit the model to an .h5ad file and write the results into a copy", pv::cli::run_fit},
 };
 
 void print_usage(FILE* out) {

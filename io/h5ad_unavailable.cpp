@@ -2,6 +2,8 @@
 // every file operation reports PV_ERR_UNSUPPORTED, so callers need no #if of their own.
 #include "io/h5ad_reader.h"
 #include "io/h5ad_writer.h"
+#include "io/model_file.h"
+#include "io/posterior_file.h"
 
 #include "engine/error.h"
 
@@ -22,6 +24,15 @@ void write_h5ad(const std::string& path, const AnnData&) { no_hdf5(path); }
 
 void write_h5ad_with_additions(const std::string& input_path, const std::string&, const Additions&) {
   no_hdf5(input_path);
+}
+
+void save_model_file(const std::string& path, const SavedModel&) { no_hdf5(path); }
+
+SavedModel load_model_file(const std::string& path) { no_hdf5(path); }
+
+void write_posterior_file(const std::string& path, const std::map<std::string, NamedArray>&, const std::vector<std::string>&,
+                          const std::vector<std::string>&) {
+  no_hdf5(path);
 }
 
 }  // namespace pv::io

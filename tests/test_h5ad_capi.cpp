@@ -32,8 +32,8 @@ TEST_CASE("h5ad C ABI: pv_dataset_from_dense copies the counts and reports the s
   CHECK(cells == 2);
   CHECK(genes == 3);
   CHECK(pv_dataset_shape(dataset, nullptr, &genes) == PV_OK);
-  CHECK(dataset->data.layers.at("spliced").dense == std::vector<float>{1, 0, 2, 3, 0, 4});
-  CHECK(dataset->data.layers.at("unspliced").row_sum(1) == 5);
+  CHECK(dataset->data->layers.at("spliced").dense == std::vector<float>{1, 0, 2, 3, 0, 4});
+  CHECK(dataset->data->layers.at("unspliced").row_sum(1) == 5);
   pv_dataset_free(dataset);
   pv_dataset_free(nullptr);  // does nothing
 }
@@ -75,8 +75,8 @@ TEST_CASE("h5ad C ABI: pv_dataset_from_csr validates the CSR structure and the c
   pv_dataset_shape(dataset, &cells, &genes);
   CHECK(cells == 3);
   CHECK(genes == 4);
-  CHECK(dataset->data.layers.at("spliced").sparse);
-  CHECK(dataset->data.layers.at("spliced").indices == std::vector<int32_t>{0, 3, 1});
+  CHECK(dataset->data->layers.at("spliced").sparse);
+  CHECK(dataset->data->layers.at("spliced").indices == std::vector<int32_t>{0, 3, 1});
   pv_dataset_free(dataset);
 
   const int64_t decreasing[4] = {0, 2, 1, 3};
@@ -120,11 +120,11 @@ TEST_CASE("h5ad C ABI: pv_dataset_open_h5ad reads a file and NULL layer names me
   pv_dataset_shape(dataset, &cells, &genes);
   CHECK(cells == 2);
   CHECK(genes == 2);
-  CHECK(dataset->data.source.spliced_layer == "spliced");
+  CHECK(dataset->data->source.spliced_layer == "spliced");
   pv_dataset_free(dataset);
 
   REQUIRE(pv_dataset_open_h5ad(path.c_str(), "Ms", "auto", &dataset) == PV_OK);
-  CHECK(dataset->data.source.spliced_layer == "Ms");
+  CHECK(dataset->data->source.spliced_layer == "Ms");
   pv_dataset_free(dataset);
 
   dataset = kSentinel;

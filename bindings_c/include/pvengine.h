@@ -102,6 +102,69 @@ PV_API pv_status pv_dataset_shape(const pv_dataset* dataset, int64_t* n_cells, i
 
 PV_API void pv_dataset_free(pv_dataset* dataset);
 
+
+/* ---- Options ---------------------------------------------------------------------------------
+ * A pv_options is a list of key = value pairs (text, as Python writes them: "True", "None",
+ * "NegativeBinomial", "0.01"). pv_model_create reads model keys: every PyroVelocity constructor
+ * parameter of the seed (input_type, shared_time, model_type, guide_type, likelihood, t_scale_on,
+ * plate_size, latent_factor, latent_factor_operation, inducing_point_size, latent_factor_size,
+ * include_prior, use_gpu, init, num_aux_cells, only_cell_times, decoder_on, add_offset,
+ * correct_library_size, cell_specific_kinetics, kinetics_num) and the engine's (seed, state_mode
+ * = marginal|sampled, entropy = analytic|sample, guide_rank, num_particles,
+ * init_read_depth_at_library). A value the engine does not implement is PV_ERR_UNSUPPORTED naming
+ * the option; an unknown key is PV_ERR_INVALID_ARGUMENT. pv_model_train reads training keys:
+ * method = train | train_faster | train_faster_with_batch (default train_faster), max_epochs, lr,
+ * lr_decay, batch_size, train_size, valid_size, improvement, patience, log_every, early_stopping,
+ * early_stopping_patience, seed. */
+typedef struct pv_options pv_options;
+PV_API pv_status pv_options_create(pv_options** out);
+PV_API pv_status pv_options_set(pv_options* options, const char* key, const char* value);
+PV_API void pv_options_free(pv_options* options);
+
+/* ---- Models ----------------------------------------------------------------------------------
+ * A pv_model is the model and guide bound to a dataset (which it keeps alive: the dataset may be
+ * freed first), with its loss history. */
+typedef struct pv_model pv_model;
+
+PV_API pv_status pv_model_create(const pv_dataset* data, const pv_options* options, pv_model** out);
+
+/* Called after every epoch; return non-zero to cancel (pv_model_train then returns
+ * PV_ERR_CANCELLED, and the model keeps the parameters of the last completed epoch).
+ * validation_loss is NaN without a validation split. */
+typedef int32_t (*pv_progress_fn)(void* user_data, int64_t epoch, int64_t max_epochs, double loss,
+                                  double validation_loss);
+
+/* Trains from the current parameters (options may be NULL: train_faster defaults). */
+PV_API pv_status pv_model_train(pv_model* model, const pv_options* options, pv_progress_fn progress,
+                                void* user_data);
+
+/* The epoch losses so far (-ELBO / (2 cells genes)). Writes min(count, capacity) values and the
+ * full count to *count; out may be NULL to ask for the count. kind 0: training, 1: validation. */
+PV_API pv_status pv_model_loss_history(const pv_model* model, int32_t kind, double* out, int64_t capacity,
+                                       int64_t* count);
+
+PV_API pv_status pv_model_save(const pv_model* model, const char* path);
+/* Loads a saved model onto data, which must have the same genes in the same order (and the same
+ * cells); a mismatch is refused with a message saying what differs. */
+PV_API pv_status pv_model_load(const char* path, const pv_dataset* data, pv_model** out);
+PV_API void pv_model_free(pv_model* model);
+
+/* ---- Posterior samples -----------------------------------------------------------------------
+ * pv_model_sample draws num_samples posterior samples for the given cells (NULL, 0: all), in
+ * chunks of batch_size cells (0: all at once; the numbers do not depend on it). Keys and shapes
+ * are MODEL.md section 6's: (S, 1, G) gene sites, (S, C, 1) cell sites, (S, C, G) cell_gene_state,
+ * ut, st, u, s. */
+typedef struct pv_posterior pv_posterior;
+PV_API pv_status pv_model_sample(const pv_model* model, int64_t num_samples, uint64_t seed, const int64_t* cells,
+                                 int64_t n_cells, int64_t batch_size, pv_posterior** out);
+PV_API int64_t pv_posterior_key_count(const pv_posterior* posterior);
+/* The i-th key, or NULL when i is out of range; lives as long as the posterior. */
+PV_API const char* pv_posterior_key(const pv_posterior* posterior, int64_t i);
+PV_API pv_status pv_posterior_shape(const pv_posterior* posterior, const char* key, int64_t shape[3]);
+/* Copies the key's values (row-major, float32) into out, which holds capacity floats. */
+PV_API pv_status pv_posterior_copy(const pv_posterior* posterior, const char* key, float* out, int64_t capacity);
+PV_API void pv_posterior_free(pv_posterior* posterior);
+
 #ifdef __cplusplus
 }
 #endif

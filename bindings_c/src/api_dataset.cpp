@@ -68,8 +68,8 @@ CountMatrix csr_counts(int64_t n_cells, int64_t n_genes, const int64_t* indptr,
 
 void publish(CountMatrix spliced, CountMatrix unspliced, pv_dataset** out) {
   auto dataset = std::make_unique<pv_dataset>();
-  dataset->data.layers["spliced"] = std::move(spliced);
-  dataset->data.layers["unspliced"] = std::move(unspliced);
+  dataset->data->layers["spliced"] = std::move(spliced);
+  dataset->data->layers["unspliced"] = std::move(unspliced);
   *out = dataset.release();
 }
 
@@ -87,7 +87,7 @@ pv_status pv_dataset_open_h5ad(const char* path, const char* spliced_layer,
     if (spliced_layer) options.spliced_layer = spliced_layer;
     if (unspliced_layer) options.unspliced_layer = unspliced_layer;
     auto dataset = std::make_unique<pv_dataset>();
-    dataset->data = pv::io::read_h5ad(path, options);
+    *dataset->data = pv::io::read_h5ad(path, options);
     *out = dataset.release();
   });
 }
@@ -121,8 +121,8 @@ pv_status pv_dataset_from_csr(int64_t n_cells, int64_t n_genes, const int64_t* s
 pv_status pv_dataset_shape(const pv_dataset* dataset, int64_t* n_cells, int64_t* n_genes) {
   return pv::guarded(__func__, [&] {
     pv::check_not_null(dataset, "dataset");
-    const auto spliced = dataset->data.layers.find("spliced");
-    pv::require(spliced != dataset->data.layers.end(), PV_ERR_INTERNAL,
+    const auto spliced = dataset->data->layers.find("spliced");
+    pv::require(spliced != dataset->data->layers.end(), PV_ERR_INTERNAL,
                 "dataset has no spliced layer");
     if (n_cells) *n_cells = spliced->second.rows;
     if (n_genes) *n_genes = spliced->second.cols;

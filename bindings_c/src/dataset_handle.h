@@ -2,8 +2,11 @@
 // the library; the model code reaches the AnnData through it.
 #pragma once
 
+#include <memory>
+
 #include "io/anndata.h"
 
+// Shared so that a model built on a dataset keeps it alive after pv_dataset_free.
 struct pv_dataset {
-  pv::io::AnnData data;  // layers "spliced" and "unspliced", same shape
+  std::shared_ptr<pv::io::AnnData> data = std::make_shared<pv::io::AnnData>();  // layers "spliced" and "unspliced", same shape
 };
