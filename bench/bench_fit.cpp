@@ -1,0 +1,96 @@
+// bench_fit: SVI speed of the CPU backend on a real dataset (pancreas by default): full-batch
+// epochs per second, cell-gene evaluations per second, posterior-sampling time, and the projected
+// time of the reference pipeline's fit (3000 epochs + 30 samples). Warm-up steps, then --steps
+// timed steps (mean +- sd). Prints markdown and writes JSON stamped with the build and commit.
+//
+//   bench_fit [--input PATH] [--steps 20] [--warmup 2] [--samples 30] [--model model1|model2]
+//             [--state marginal|sampled] [--json PATH]
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/error.h"
+#include "engine/model.h"
+#include "engine/posterior.h"
+#include "io/h5ad_reader.h"
+#include "pv_build_config.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string input = PV_SHARED_DIR "/data/pancreas.h5ad", model_name = "model1", state = "marginal";
+  std::string json = PV_SOURCE_DIR "/bench/out/fit.json";
+  int steps = 20, warmup = 2, samples = 30;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--input") input = v;
+    else if (a == "--steps") steps = std::stoi(v);
+    else if (a == "--warmup") warmup = std::stoi(v);
+    else if (a == "--samples") samples = std::stoi(v);
+    else if (a == "--model") model_name = v;
+    else if (a == "--state") state = v;
+    else if (a == "--json") json = v;
+    else {
+      std::fprintf(stderr, "bench_fit: unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  try {
+    auto data = std::make_shared<pv::io::AnnData>(pv::io::read_h5ad(input));
+    pv::ModelOptions o;
+    o.include_prior = o.add_offset = model_name == "model2";
+    o.state = state == "sampled" ? pv::StateMode::kSampled : pv::StateMode::kMarginal;
+    pv::VelocityModel model(pv::make_model_data(data), o, 0);
+    const double C = double(model.layout().cells), G = double(model.layout().genes);
+    std::vector<double> grads;
+    for (int i = 0; i < warmup; ++i) model.loss({}, uint64_t(i), &grads);
+    std::vector<double> times;
+    for (int i = 0; i < steps; ++i) {
+      const auto t = Clock::now();
+      model.loss({}, uint64_t(warmup + i), &grads);
+      times.push_back(seconds_since(t));
+    }
+    double mean = 0, sd = 0;
+    for (double t : times) mean += t / double(times.size());
+    for (double t : times) sd += (t - mean) * (t - mean) / std::max(1.0, double(times.size() - 1));
+    sd = std::sqrt(sd);
+    pv::PosteriorOptions p;
+    p.num_samples = samples;
+    const auto t = Clock::now();
+    pv::summarise_posterior(model, p);
+    const double sampling = seconds_since(t);
+    const double projected = 3000.0 * mean + sampling;
+
+    std::printf("| dataset | cells x genes | model | k | step s (mean +- sd) | epochs/s | cell-gene evals/s | %d samples s | 3000 epochs + %d samples s |\n",
+                samples, samples);
+    std::printf("|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| %s | %.0f x %.0f | %s | %s | %.4f +- %.4f | %.2f | %.3g | %.2f | %.0f |\n",
+                std::filesystem::path(input).filename().c_str(), C, G, model_name.c_str(), state.c_str(), mean, sd,
+                1.0 / mean, C * G / mean, sampling, projected);
+    std::printf("\nbuild: %s\n", pv::build_info().c_str());
+    std::filesystem::create_directories(std::filesystem::path(json).parent_path());
+    std::ofstream out(json);
+    out << "{\"build\": \"" << pv::build_info() << "\", \"commit\": \"" << PV_GIT_COMMIT << "\", \"input\": \"" << input
+        << "\", \"cells\": " << C << ", \"genes\": " << G << ", \"model\": \"" << model_name << "\", \"state\": \"" << state
+        << "\", \"step_seconds_mean\": " << mean << ", \"step_seconds_sd\": " << sd << ", \"steps\": " << steps
+        << ", \"cell_gene_evals_per_second\": " << C * G / mean << ", \"sampling_seconds\": " << sampling
+        << ", \"samples\": " << samples << ", \"projected_pipeline_seconds\": " << projected << "}\n";
+  } catch (const pv::Error& e) {
+    std::fprintf(stderr, "bench_fit: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
