@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 
 #include "cli/args.h"
@@ -12,6 +13,7 @@
 #include "engine/backend.h"
 #include "engine/correlation.h"
 #include "engine/fit.h"
+#include "io/h5ad_files.h"
 #include "io/h5ad_reader.h"
 #include "io/h5ad_writer.h"
 #include "io/model_file.h"
@@ -127,7 +129,25 @@ int run_fit(const std::vector<std::string>& args) {
   train.improvement = train.mode == TrainMode::kMiniBatch ? 0.0 : parser.get_double("--improvement");
   train.seed = settings.seed;
   const long long samples = parser.get_int("--samples");
-  if (samples <= 0) fail(PV_ERR_INVALID_ARGUMENT, "--samples must be > 0");
+  if (samples <= 0) fail(PV_ERR_INVALID_ARGUMENT, "--samples must be > 0, got " + std::to_string(samples));
+  if (train.max_epochs <= 0) fail(PV_ERR_INVALID_ARGUMENT, "--epochs must be > 0, got " + std::to_string(train.max_epochs));
+  if (train.batch_size < 0) fail(PV_ERR_INVALID_ARGUMENT, "--batch-size must be >= 0");
+
+  // Every output is checked before the (long) training: none may be the input or another output,
+  // and each directory must be writable.
+  std::vector<std::pair<std::string, std::string>> outputs = {{"-o", output}};
+  for (const char* flag : {"--save-model", "--posterior-out"})
+    if (!parser.get(flag).empty()) outputs.push_back({flag, parser.get(flag)});
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    io::check_output_directory(outputs[i].second);
+    if (std::ifstream(input).good()) io::check_not_same_file(input, outputs[i].second);
+    for (size_t j = 0; j < i; ++j)
+      if (std::ifstream(outputs[j].second).good() || outputs[j].second == outputs[i].second) {
+        if (outputs[j].second == outputs[i].second)
+          fail(PV_ERR_INVALID_ARGUMENT, outputs[i].first + " and " + outputs[j].first + " name the same file '" + outputs[i].second + "'");
+        io::check_not_same_file(outputs[j].second, outputs[i].second);
+      }
+  }
 
   io::ReadOptions read;
   read.spliced_layer = parser.get("--spliced-layer");
@@ -135,6 +155,9 @@ int run_fit(const std::vector<std::string>& args) {
   read.allow_non_integer = parser.has("--allow-non-integer");
   auto data = std::make_shared<io::AnnData>(io::read_h5ad(input, read));
   const int64_t C = data->layers.at("spliced").rows, G = data->layers.at("spliced").cols;
+  if (train.batch_size > C)
+    fail(PV_ERR_INVALID_ARGUMENT, "--batch-size " + std::to_string(train.batch_size) + " is larger than the number of cells (" +
+                                      std::to_string(C) + ")");
   validate(train, C);
   std::printf("pvengine fit: %s (%lld cells x %lld genes), %s, %s likelihood, k %s, up to %lld epochs%s\n", input.c_str(),
               (long long)C, (long long)G, model_name.c_str(), likelihood_name(settings.model.likelihood),

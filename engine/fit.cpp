@@ -5,6 +5,17 @@
 #include "pv_build_config.h"
 
 namespace pv {
+namespace {
+
+// An in-memory dataset may have no names; the h5ad writer then writes "0".."n-1", and so do we.
+std::vector<std::string> names_or_default(const std::vector<std::string>& names, int64_t n) {
+  if (!names.empty()) return names;
+  std::vector<std::string> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) out[i] = std::to_string(i);
+  return out;
+}
+
+}  // namespace
 
 Fit::Fit(std::shared_ptr<const io::AnnData> data, const Settings& settings) : settings_(settings) {
   model_ = std::make_unique<VelocityModel>(make_model_data(std::move(data)), settings.model, settings.seed);
@@ -15,10 +26,17 @@ TrainResult Fit::train(const TrainOptions& options, const ProgressCallback& prog
   if (resolve_device(settings_.device) == Device::kCuda && settings_.device == "cuda")
     fail(PV_ERR_UNSUPPORTED, "training on CUDA is not implemented yet; use device cpu or auto");
   Trainer trainer(*model_, options);
-  TrainResult result = trainer.run(progress);
-  loss_history_.insert(loss_history_.end(), result.loss.begin(), result.loss.end());
-  validation_loss_history_.insert(validation_loss_history_.end(), result.validation_loss.begin(), result.validation_loss.end());
-  return result;
+  // The history gets every epoch that finished, also when the run is cancelled or fails.
+  struct Record {
+    Fit& fit;
+    const Trainer& trainer;
+    ~Record() {
+      const TrainResult& r = trainer.result();
+      fit.loss_history_.insert(fit.loss_history_.end(), r.loss.begin(), r.loss.end());
+      fit.validation_loss_history_.insert(fit.validation_loss_history_.end(), r.validation_loss.begin(), r.validation_loss.end());
+    }
+  } record{*this, trainer};
+  return trainer.run(progress);
 }
 
 io::SavedModel Fit::to_saved() const {
@@ -28,8 +46,8 @@ io::SavedModel Fit::to_saved() const {
   s.seed = settings_.seed;
   s.params = model_->params();
   const io::AnnData& d = *model_->data().anndata;
-  s.genes = d.var.index;
-  s.cells = d.obs.index;
+  s.genes = names_or_default(d.var.index, model_->layout().genes);
+  s.cells = names_or_default(d.obs.index, model_->layout().cells);
   s.loss_history = loss_history_;
   s.validation_loss_history = validation_loss_history_;
   return s;
@@ -37,7 +55,9 @@ io::SavedModel Fit::to_saved() const {
 
 std::unique_ptr<Fit> Fit::from_saved(const io::SavedModel& saved, std::shared_ptr<const io::AnnData> data) {
   require(data != nullptr, PV_ERR_INVALID_ARGUMENT, "loading a model needs the dataset it was fitted to");
-  const std::vector<std::string>& genes = data->var.index;
+  const auto layer = data->layers.find("spliced");
+  require(layer != data->layers.end(), PV_ERR_INVALID_ARGUMENT, "the dataset has no spliced layer");
+  const std::vector<std::string> genes = names_or_default(data->var.index, layer->second.cols);
   if (genes.size() != saved.genes.size())
     fail(PV_ERR_INVALID_ARGUMENT, "the model was fitted to " + std::to_string(saved.genes.size()) + " genes, the data has " +
                                       std::to_string(genes.size()));
@@ -45,8 +65,8 @@ std::unique_ptr<Fit> Fit::from_saved(const io::SavedModel& saved, std::shared_pt
     if (genes[g] != saved.genes[g])
       fail(PV_ERR_INVALID_ARGUMENT, "gene " + std::to_string(g) + " of the data is '" + genes[g] + "' but the model's is '" +
                                         saved.genes[g] + "': the genes must be the same, in the same order");
-  const std::vector<std::string>& cells = data->obs.index;
-  if (!saved.cells.empty() && !cells.empty()) {
+  const std::vector<std::string> cells = names_or_default(data->obs.index, layer->second.rows);
+  {
     if (cells.size() != saved.cells.size())
       fail(PV_ERR_INVALID_ARGUMENT, "the model was fitted to " + std::to_string(saved.cells.size()) + " cells, the data has " +
                                         std::to_string(cells.size()));

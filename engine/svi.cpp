@@ -76,7 +76,8 @@ TrainResult Trainer::run(const ProgressCallback& progress) {
   const ParamLayout& l = model_.layout();
   const double normaliser = double(l.cells) * double(l.genes) * 2.0;
   const int64_t batch_size = options_.batch_size > 0 ? options_.batch_size : std::min<int64_t>(256, l.cells);
-  TrainResult result;
+  result_ = TrainResult();
+  TrainResult& result = result_;
 
   std::vector<int64_t> all(static_cast<size_t>(l.cells));
   std::iota(all.begin(), all.end(), 0);

@@ -56,6 +56,9 @@ class Trainer {
  public:
   Trainer(VelocityModel& model, const TrainOptions& options);
   TrainResult run(const ProgressCallback& progress = {});
+  // What run() has done so far; complete after it returns, and after it throws (cancelled, NaN)
+  // it holds the epochs that finished, whose updates the model keeps.
+  const TrainResult& result() const { return result_; }
   const ClippedAdam& optimizer() const { return adam_; }
   ClippedAdam& optimizer() { return adam_; }
 
@@ -67,6 +70,7 @@ class Trainer {
   ClippedAdam adam_;
   std::vector<double> grads_;
   uint64_t draws_ = 0;
+  TrainResult result_;
 };
 
 // The option checks the entry points share (epochs, sizes, rates), with messages naming them.

@@ -70,7 +70,7 @@ pv::TrainOptions train_options(const pv_options* options) {
     t.max_epochs = 100;
     t.lr = 1e-3;
     t.lr_decay = 0.9999;
-    t.batch_size = 256;
+    t.batch_size = 0;  // the trainer's default: 256, or every training cell when there are fewer
   } else if (method == "train_faster_with_batch") {
     t.mode = pv::TrainMode::kMiniBatch;
     t.improvement = 0.0;
