@@ -4,6 +4,7 @@
 
 #include "engine/error.h"
 #include "engine/guide.h"
+#include "engine/likelihood_fast.h"
 #include "engine/ops.h"
 #include "kernels/math.h"
 #include "kernels/philox.h"
@@ -23,6 +24,15 @@ double sample_sd(const std::vector<double>& x) {
 }
 
 }  // namespace
+
+bool use_fast_likelihood(const ModelOptions& o) {
+#if defined(PV_FAST_LIKELIHOOD)
+  return o.precision == Precision::kFast && fast_likelihood_covers(o) && fast_likelihood_available();
+#else
+  (void)o;
+  return false;
+#endif
+}
 
 ModelData make_model_data(std::shared_ptr<const io::AnnData> data) {
   require(data != nullptr, PV_ERR_INVALID_ARGUMENT, "no dataset");
@@ -123,7 +133,8 @@ Var<double> log_joint(Tape<double>& tape, const ModelData& data, const ModelOpti
   li.state_seed = in.state_seed;
   li.fixed_states = in.fixed_states;
   Var<double> ll = tape.variable(1);
-  ll.value[0] = cell_gene_log_likelihood(data.counts, o, li, workspace);
+  ll.value[0] = use_fast_likelihood(o) ? cell_gene_log_likelihood_fast(data.counts, o, li, workspace)
+                                      : cell_gene_log_likelihood(data.counts, o, li, workspace);
 
   struct LikelihoodNode : Node<double> {
     LogJointInputs in;

@@ -25,6 +25,9 @@ struct ModelData {
   int64_t genes() const { return counts.genes(); }
 };
 
+// Whether log_joint evaluates the likelihood with the float32 fast path for these options here.
+bool use_fast_likelihood(const ModelOptions& options);
+
 // Validates the layers "spliced"/"unspliced" of `data` and computes the library statistics.
 ModelData make_model_data(std::shared_ptr<const io::AnnData> data);
 

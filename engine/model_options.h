@@ -13,6 +13,10 @@ enum class StateMode { kMarginal, kSampled };
 // The guide's entropy: analytic (default), or the reference's single-sample -log q(z).
 enum class EntropyMode { kAnalytic, kSample };
 
+// Arithmetic of the fused cell x gene operation: a float32 path vectorised over genes where the
+// CPU and the options allow it (Poisson, k summed out), else, or on request, the float64 reference.
+enum class Precision { kFast, kDouble };
+
 struct ModelOptions {
   Likelihood likelihood = Likelihood::kPoisson;
   bool include_prior = false;
@@ -23,6 +27,7 @@ struct ModelOptions {
   // Start the read-depth guide locs at the log library size (their prior median); false keeps
   // the reference's 0.
   bool init_read_depth_at_library = true;
+  Precision precision = Precision::kFast;
   int guide_rank = 10;
   int num_particles = 1;
 };

@@ -52,7 +52,7 @@ const std::vector<std::string>& setting_keys() {
       "use_gpu", "init", "num_aux_cells", "only_cell_times", "decoder_on", "add_offset", "correct_library_size",
       "cell_specific_kinetics", "kinetics_num",
       // the engine's own
-      "seed", "state_mode", "entropy", "guide_rank", "num_particles", "init_read_depth_at_library"};
+      "seed", "state_mode", "entropy", "guide_rank", "num_particles", "init_read_depth_at_library", "precision"};
   return keys;
 }
 
@@ -101,6 +101,10 @@ void apply_setting(Settings* s, const std::string& key, const std::string& value
   } else if (key == "num_particles") {
     m.num_particles = int(parse_int(key, value));
     require(m.num_particles >= 1, PV_ERR_INVALID_ARGUMENT, "option num_particles must be >= 1");
+  } else if (key == "precision") {
+    if (value == "fast" || value == "float32") m.precision = Precision::kFast;
+    else if (value == "double" || value == "float64") m.precision = Precision::kDouble;
+    else fail(PV_ERR_INVALID_ARGUMENT, "option precision: '" + value + "' (expected fast or double)");
   } else if (key == "init_read_depth_at_library") {
     m.init_read_depth_at_library = parse_bool(key, value);
   } else {
@@ -118,7 +122,8 @@ std::map<std::string, std::string> model_options_to_text(const ModelOptions& o) 
           {"entropy", o.entropy == EntropyMode::kAnalytic ? "analytic" : "sample"},
           {"guide_rank", std::to_string(o.guide_rank)},
           {"num_particles", std::to_string(o.num_particles)},
-          {"init_read_depth_at_library", b(o.init_read_depth_at_library)}};
+          {"init_read_depth_at_library", b(o.init_read_depth_at_library)},
+          {"precision", o.precision == Precision::kFast ? "fast" : "double"}};
 }
 
 ModelOptions model_options_from_text(const std::map<std::string, std::string>& text) {

@@ -93,6 +93,7 @@ TEST_CASE("log joint density matches the oracle for every option combination and
             o.add_offset = offset;
             o.correct_library_size = lib;
             o.state = mode == std::string("marginal") ? pv::StateMode::kMarginal : pv::StateMode::kSampled;
+            o.precision = pv::Precision::kDouble;
             pv::Tape<double> tape;
             pv::LogJointInputs in;
             for (int s = 0; s < pv::kGeneSites; ++s)
@@ -177,6 +178,7 @@ TEST_CASE("the whole ELBO gradient matches finite differences for every variatio
   cases[3].name = "sampled k";
   cases[3].o.state = pv::StateMode::kSampled;
   for (Case& c : cases) {
+    c.o.precision = pv::Precision::kDouble;
     pv::VelocityModel model(pv::make_model_data(sim), c.o, 3);
     std::vector<double>& p = model.params();
     // Move away from the symmetric initialisation so every path carries gradient.
@@ -199,4 +201,38 @@ TEST_CASE("the whole ELBO gradient matches finite differences for every variatio
     CAPTURE(c.name);
     CHECK(bad == 0);
   }
+}
+
+TEST_CASE("the float32 fast path agrees with the double reference, value and gradient") {
+  pv::ModelOptions fast;
+  if (!pv::use_fast_likelihood(fast)) {
+    MESSAGE("the fast path is not available on this CPU or build; nothing to compare");
+    return;
+  }
+  pv::SimulationOptions so;
+  so.cells = 150;
+  so.genes = 60;
+  so.seed = 12;
+  auto sim = std::make_shared<pv::io::AnnData>(pv::simulate(so));
+  for (bool offset : {false, true})
+    for (bool library : {true, false}) {
+      pv::ModelOptions o;
+      o.add_offset = offset;
+      o.correct_library_size = library;
+      pv::ModelOptions reference = o;
+      reference.precision = pv::Precision::kDouble;
+      pv::VelocityModel a(pv::make_model_data(sim), o, 2), b(pv::make_model_data(sim), reference, 2);
+      for (size_t i = 0; i < a.params().size(); ++i) a.params()[i] = b.params()[i] += 0.1 * std::sin(double(i));
+      std::vector<double> ga, gb;
+      const double la = a.loss({}, 1, &ga), lb = b.loss({}, 1, &gb);
+      CAPTURE(offset);
+      CAPTURE(library);
+      CHECK(la == doctest::Approx(lb).epsilon(1e-6));
+      double largest = 0, worst = 0;
+      for (double g : gb) largest = std::max(largest, std::fabs(g));
+      for (size_t i = 0; i < ga.size(); ++i) worst = std::max(worst, std::fabs(ga[i] - gb[i]));
+      MESSAGE("offset " << offset << " library " << library << ": |loss| rel diff " << std::fabs(la - lb) / std::fabs(lb)
+                        << ", max gradient diff / max gradient " << worst / largest);
+      CHECK(worst <= 1e-4 * largest);
+    }
 }

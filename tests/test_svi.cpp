@@ -98,6 +98,7 @@ TEST_CASE("the sampled-k estimator agrees in expectation with the exact sum over
   const pv::ModelData md = pv::make_model_data(data);
   pv::ModelOptions o;
   o.correct_library_size = false;
+  o.precision = pv::Precision::kDouble;
   const double gene[pv::kGeneSites] = {2.0, 0.6, 0.9, 0, 0, 0.1, 1.0, 1.2};
   pv::LikelihoodInputs in;
   for (int s = 0; s < pv::kGeneSites; ++s) in.gene[s] = &gene[s];
