@@ -1,6 +1,9 @@
 #include "engine/backend.h"
 
+#include <vector>
+
 #include "engine/error.h"
+#include "engine/gene_slots.h"
 #include "pv_build_config.h"
 
 #if PV_CUDA
@@ -68,6 +71,115 @@ Device resolve_device(const std::string& name) {
     return Device::kCuda;
   }
   fail(PV_ERR_INVALID_ARGUMENT, "unknown device '" + name + "' (expected cpu, cuda or auto)");
+}
+
+bool DeviceLikelihood::covers(const ModelOptions& o) {
+  return o.likelihood == Likelihood::kPoisson && o.state == StateMode::kMarginal;
+}
+
+#if PV_CUDA
+struct DeviceLikelihood::Impl {
+  cuda::DeviceCounts* counts = nullptr;
+  int64_t genes = 0;
+  std::vector<double> row_log_factorial;
+  ~Impl() { cuda::free_counts(counts); }
+};
+
+namespace {
+// CSR arrays of a count matrix, converting a dense one.
+struct Csr {
+  std::vector<int64_t> indptr;
+  std::vector<int32_t> indices;
+  std::vector<float> values;
+};
+Csr csr_of(const io::CountMatrix& m) {
+  if (m.sparse) return {m.indptr, m.indices, m.data};
+  Csr c;
+  c.indptr.push_back(0);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    for (int64_t j = 0; j < m.cols; ++j)
+      if (m.dense[r * m.cols + j] != 0.0f) {
+        c.indices.push_back(int32_t(j));
+        c.values.push_back(m.dense[r * m.cols + j]);
+      }
+    c.indptr.push_back(int64_t(c.indices.size()));
+  }
+  return c;
+}
+}  // namespace
+#else
+struct DeviceLikelihood::Impl {};
+#endif
+
+DeviceLikelihood::DeviceLikelihood(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DeviceLikelihood::~DeviceLikelihood() = default;
+
+std::shared_ptr<DeviceLikelihood> DeviceLikelihood::create(const CountView& counts) {
+#if PV_CUDA
+  require(cuda_device_count() > 0, PV_ERR_NO_DEVICE, "no CUDA device is present");
+  const Csr u = csr_of(*counts.unspliced), s = csr_of(*counts.spliced);
+  auto impl = std::make_unique<Impl>();
+  impl->genes = counts.genes();
+  std::string error;
+  const int32_t status = cuda::upload_counts(counts.cells(), counts.genes(), u.indptr.data(), u.indices.data(), u.values.data(),
+                                             s.indptr.data(), s.indices.data(), s.values.data(), &impl->counts, &error);
+  if (status != PV_OK) fail(status, "uploading the counts to the GPU: " + error);
+  for (int64_t c = 0; c < counts.cells(); ++c)
+    impl->row_log_factorial.push_back(counts.row_log_factorial ? counts.row_log_factorial[c] : row_log_factorial(counts, c));
+  return std::shared_ptr<DeviceLikelihood>(new DeviceLikelihood(std::move(impl)));
+#else
+  (void)counts;
+  fail(PV_ERR_NO_DEVICE, "this build has no CUDA backend (PV_CUDA=OFF)");
+#endif
+}
+
+double DeviceLikelihood::evaluate(const ModelOptions& o, const LikelihoodInputs& in, LikelihoodGradients* grad) {
+#if PV_CUDA
+  require(covers(o), PV_ERR_UNSUPPORTED, "the CUDA backend covers the Poisson likelihood with k summed out");
+  static_assert(int(cuda::kSlotAlpha) == int(kSlotAlpha) && int(cuda::kSlotSwitch) == int(kSlotSwitch) &&
+                    int(cuda::kDevSlots) == int(kGeneSlots),
+                "the device's gene slots follow GeneSlot");
+  const int64_t G = impl_->genes, B = in.batch;
+  const std::vector<DynamicsWithGrad<double>> at_switch = switch_states(o, in.gene, G);
+  std::vector<float> gene(static_cast<size_t>(cuda::kDevGeneArrays * G));
+  for (int64_t g = 0; g < G; ++g) {
+    const double* const* x = in.gene;
+    const float values[cuda::kDevGeneArrays] = {
+        float(x[kAlpha][g]), float(x[kBeta][g]), float(x[kGamma][g]), float(x[kT0][g]), float(x[kT0][g] + x[kDtSwitching][g]),
+        float(x[kUScale][g]), float(o.add_offset ? x[kUOffset][g] : 0.0), float(o.add_offset ? x[kSOffset][g] : 0.0),
+        float(at_switch[g].u), float(at_switch[g].s)};
+    for (int k = 0; k < cuda::kDevGeneArrays; ++k) gene[size_t(k * G + g)] = values[k];
+  }
+  std::vector<float> cell(static_cast<size_t>(3 * B));
+  for (int64_t b = 0; b < B; ++b) {
+    cell[b] = float(in.cell_time[b]);
+    cell[B + b] = float(in.u_read_depth[b]);
+    cell[2 * B + b] = float(in.s_read_depth[b]);
+  }
+  cuda::LikelihoodLaunch launch;
+  launch.batch = B;
+  launch.rows = in.cells;
+  launch.gene = gene.data();
+  launch.cell = cell.data();
+  launch.library = o.correct_library_size;
+  launch.gradient = grad != nullptr;
+  std::vector<float> gene_grad(static_cast<size_t>(kGeneSlots * G)), cell_grad(static_cast<size_t>(3 * B));
+  double value = 0;
+  std::string error;
+  const int32_t status = cuda::evaluate_likelihood(impl_->counts, launch, &value, gene_grad.data(), cell_grad.data(), &error);
+  if (status != PV_OK) fail(status, "CUDA likelihood: " + error);
+  for (int64_t b = 0; b < B; ++b) value -= impl_->row_log_factorial[in.cells ? in.cells[b] : b];
+  if (grad) {
+    chain_gene_slots(o, at_switch, std::vector<double>(gene_grad.begin(), gene_grad.end()), G, grad);
+    grad->cell_time.assign(cell_grad.begin(), cell_grad.begin() + B);
+    grad->u_read_depth.assign(cell_grad.begin() + B, cell_grad.begin() + 2 * B);
+    grad->s_read_depth.assign(cell_grad.begin() + 2 * B, cell_grad.end());
+  }
+  return value;
+#else
+  (void)o, (void)in, (void)grad;
+  fail(PV_ERR_NO_DEVICE, "this build has no CUDA backend (PV_CUDA=OFF)");
+#endif
 }
 
 namespace cuda_backend {

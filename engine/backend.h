@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "engine/likelihood.h"
 
 namespace pv {
 
@@ -19,6 +22,22 @@ const std::string& build_info();
 
 // Resolve "cpu" | "cuda" | "auto" to a device; "cuda" without a device is PV_ERR_NO_DEVICE.
 Device resolve_device(const std::string& name);
+
+// The fused likelihood of one dataset on the CUDA device (float32; Poisson counts, k summed
+// out). create() uploads the counts; failures (no device, out of device memory, a CUDA error)
+// throw pv::Error with the matching status and leave nothing allocated.
+class DeviceLikelihood {
+ public:
+  static std::shared_ptr<DeviceLikelihood> create(const CountView& counts);
+  static bool covers(const ModelOptions& options);
+  ~DeviceLikelihood();
+  double evaluate(const ModelOptions& options, const LikelihoodInputs& in, LikelihoodGradients* grad);
+
+ private:
+  struct Impl;
+  explicit DeviceLikelihood(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 namespace cuda_backend {
 // Element-wise dynamics on the device (throws pv::Error with the CUDA status on failure).

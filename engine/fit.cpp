@@ -19,12 +19,17 @@ std::vector<std::string> names_or_default(const std::vector<std::string>& names,
 
 Fit::Fit(std::shared_ptr<const io::AnnData> data, const Settings& settings) : settings_(settings) {
   model_ = std::make_unique<VelocityModel>(make_model_data(std::move(data)), settings.model, settings.seed);
+  // "cuda" insists (and says why it cannot); "auto" takes the GPU when there is one and the
+  // options are ones its kernel covers.
+  if (resolve_device(settings.device) == Device::kCuda) {
+    const bool covered = DeviceLikelihood::covers(settings.model);
+    if (settings.device == "cuda" && !covered)
+      fail(PV_ERR_UNSUPPORTED, "the CUDA backend covers the Poisson likelihood with k summed out; use device cpu for these options");
+    if (covered) model_->use_device(DeviceLikelihood::create(model_->data().counts));
+  }
 }
 
 TrainResult Fit::train(const TrainOptions& options, const ProgressCallback& progress) {
-  // The CUDA trainer is not there yet: "auto" trains on the CPU, an explicit "cuda" says so.
-  if (resolve_device(settings_.device) == Device::kCuda && settings_.device == "cuda")
-    fail(PV_ERR_UNSUPPORTED, "training on CUDA is not implemented yet; use device cpu or auto");
   Trainer trainer(*model_, options);
   // The history gets every epoch that finished, also when the run is cancelled or fails.
   struct Record {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "engine/gene_slots.h"
 #include "kernels/dynamics.h"
 
 extern "C" {
@@ -88,8 +89,10 @@ enum Scratch {
   sGUt0, sGUt1, sGSt0, sGSt1, sGX1, sCountU, sCountS, kScratch
 };
 
-// Per-chunk gene gradient sums (float within a chunk, reduced across chunks in double).
-enum Slot { cAlpha, cBeta, cGamma, cT0, cUScale, cU0, cS0, cUInf, cSInf, cSwitch, kSlots };
+// Per-chunk gene gradient sums (float within a chunk, reduced across chunks in double), in the
+// order of GeneSlot.
+enum Slot { cAlpha = kSlotAlpha, cBeta = kSlotBeta, cGamma = kSlotGamma, cT0 = kSlotT0, cUScale = kSlotUScale,
+            cU0 = kSlotU0, cS0 = kSlotS0, cUInf = kSlotUInf, cSInf = kSlotSInf, cSwitch = kSlotSwitch, kSlots = kGeneSlots };
 
 }  // namespace
 
@@ -113,10 +116,9 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
   // Gene-level inputs and the state at the switch (in double, once per step).
   std::vector<float> gv[kGeneArrays];
   for (auto& v : gv) v.resize(static_cast<size_t>(G));
-  std::vector<DynamicsWithGrad<double>> at_switch(static_cast<size_t>(G));
+  const std::vector<DynamicsWithGrad<double>> at_switch = switch_states(o, gene, G);
   for (int64_t g = 0; g < G; ++g) {
     const double u0 = o.add_offset ? gene[kUOffset][g] : 0.0, s0 = o.add_offset ? gene[kSOffset][g] : 0.0;
-    at_switch[g] = mrna_dynamics_with_grad(gene[kDtSwitching][g], u0, s0, gene[kAlpha][g], gene[kBeta][g], gene[kGamma][g]);
     gv[gAlpha][g] = float(gene[kAlpha][g]);
     gv[gBeta][g] = float(gene[kBeta][g]);
     gv[gGamma][g] = float(gene[kGamma][g]);
@@ -284,30 +286,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
   std::vector<double> total(static_cast<size_t>(kSlots * G), 0.0);
   for (const auto& acc : sums)
     for (size_t i = 0; i < total.size(); ++i) total[i] += acc[i];
-  auto slot = [&](int s, int64_t g) { return total[size_t(s * G + g)]; };
-  for (int s = 0; s < kGeneSites; ++s) grad->gene[s].assign(static_cast<size_t>(G), 0.0);
-  for (int64_t g = 0; g < G; ++g) {
-    grad->gene[kAlpha][g] = slot(cAlpha, g);
-    grad->gene[kBeta][g] = slot(cBeta, g);
-    grad->gene[kGamma][g] = slot(cGamma, g);
-    grad->gene[kUScale][g] = slot(cUScale, g);
-    grad->gene[kT0][g] = slot(cT0, g) + slot(cSwitch, g);
-    grad->gene[kDtSwitching][g] = slot(cSwitch, g);
-    if (o.add_offset) {
-      grad->gene[kUOffset][g] = slot(cU0, g);
-      grad->gene[kSOffset][g] = slot(cS0, g);
-    }
-    const double gu = slot(cUInf, g), gs = slot(cSInf, g);
-    const DynamicsWithGrad<double>& d = at_switch[g];
-    grad->gene[kDtSwitching][g] += gu * d.du[kDynTau] + gs * d.ds[kDynTau];
-    grad->gene[kAlpha][g] += gu * d.du[kDynAlpha] + gs * d.ds[kDynAlpha];
-    grad->gene[kBeta][g] += gu * d.du[kDynBeta] + gs * d.ds[kDynBeta];
-    grad->gene[kGamma][g] += gu * d.du[kDynGamma] + gs * d.ds[kDynGamma];
-    if (o.add_offset) {
-      grad->gene[kUOffset][g] += gu * d.du[kDynU0] + gs * d.ds[kDynU0];
-      grad->gene[kSOffset][g] += gu * d.du[kDynS0] + gs * d.ds[kDynS0];
-    }
-  }
+  chain_gene_slots(o, at_switch, total, G, grad);
   return value;
 }
 

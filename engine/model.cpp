@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/backend.h"
 #include "engine/error.h"
 #include "engine/guide.h"
 #include "engine/likelihood_fast.h"
@@ -133,8 +134,9 @@ Var<double> log_joint(Tape<double>& tape, const ModelData& data, const ModelOpti
   li.state_seed = in.state_seed;
   li.fixed_states = in.fixed_states;
   Var<double> ll = tape.variable(1);
-  ll.value[0] = use_fast_likelihood(o) ? cell_gene_log_likelihood_fast(data.counts, o, li, workspace)
-                                      : cell_gene_log_likelihood(data.counts, o, li, workspace);
+  ll.value[0] = data.device           ? data.device->evaluate(o, li, workspace)
+                : use_fast_likelihood(o) ? cell_gene_log_likelihood_fast(data.counts, o, li, workspace)
+                                         : cell_gene_log_likelihood(data.counts, o, li, workspace);
 
   struct LikelihoodNode : Node<double> {
     LogJointInputs in;

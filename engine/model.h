@@ -21,6 +21,7 @@ struct ModelData {
   std::vector<double> log_library_u, log_library_s;  // log(U_c + eps), log(S_c + eps)
   double log_library_sd_u = 1, log_library_sd_s = 1;  // standard deviation over cells, ddof = 1
   std::vector<double> row_log_factorial;               // see CountView
+  std::shared_ptr<class DeviceLikelihood> device;      // set: the likelihood runs on the GPU
   int64_t cells() const { return counts.cells(); }
   int64_t genes() const { return counts.genes(); }
 };
@@ -67,6 +68,9 @@ class VelocityModel {
   const ParamLayout& layout() const { return layout_; }
   uint64_t seed() const { return seed_; }
   std::vector<double>& params() { return params_; }
+  // Runs the fused likelihood on the GPU from now on (null: back to the CPU).
+  void use_device(std::shared_ptr<class DeviceLikelihood> device) { data_.device = std::move(device); }
+  bool on_device() const { return data_.device != nullptr; }
   const std::vector<double>& params() const { return params_; }
 
   // A Monte-Carlo estimate of -ELBO for the batch (empty: all cells), with its gradient

@@ -33,8 +33,20 @@ class DeviceBuffer {
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   DeviceBuffer(DeviceBuffer&& other) noexcept : ptr_(other.ptr_) { other.ptr_ = nullptr; }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    if (this != &other) {
+      if (ptr_) cudaFree(ptr_);
+      ptr_ = other.ptr_;
+      other.ptr_ = nullptr;
+    }
+    return *this;
+  }
   ~DeviceBuffer() { if (ptr_) cudaFree(ptr_); }
-  cudaError_t allocate(size_t count) { return cudaMalloc(reinterpret_cast<void**>(&ptr_), count * sizeof(T)); }
+  // Frees what the buffer held, then allocates count elements.
+  cudaError_t allocate(size_t count) {
+    if (ptr_) cudaFree(ptr_), ptr_ = nullptr;
+    return cudaMalloc(reinterpret_cast<void**>(&ptr_), count * sizeof(T));
+  }
   T* get() const { return ptr_; }
 
  private:

@@ -24,4 +24,33 @@ int32_t philox_normals_host(uint64_t seed, uint64_t subsequence, int64_t n, floa
                             float* theirs, uint32_t* our_bits, uint32_t* their_bits,
                             std::string* error);
 
+// ---- The fused cell x gene likelihood on the device (float32) ----------------------------------
+
+// Counts on the device as CSR (float values, int32 indices), uploaded once per dataset.
+struct DeviceCounts;
+int32_t upload_counts(int64_t cells, int64_t genes, const int64_t* u_indptr, const int32_t* u_indices, const float* u_values,
+                      const int64_t* s_indptr, const int32_t* s_indices, const float* s_values, DeviceCounts** out,
+                      std::string* error);
+void free_counts(DeviceCounts* counts);
+
+// Per-gene inputs, each `genes` floats, in this order.
+enum DeviceGeneArray { kDevAlpha, kDevBeta, kDevGamma, kDevT0, kDevSwitch, kDevUScale, kDevU0, kDevS0, kDevUInf, kDevSInf, kDevGeneArrays };
+// Per-gene gradient outputs, each `genes` floats, in this order (switch = d/d(t0 + dt_switching)).
+enum DeviceGeneSlot { kSlotAlpha, kSlotBeta, kSlotGamma, kSlotT0, kSlotUScale, kSlotU0, kSlotS0, kSlotUInf, kSlotSInf, kSlotSwitch, kDevSlots };
+
+struct LikelihoodLaunch {
+  int64_t batch = 0;
+  const int64_t* rows = nullptr;      // data rows of the batch (null: 0..batch-1)
+  const float* gene = nullptr;        // kDevGeneArrays x genes
+  const float* cell = nullptr;        // 3 x batch: cell time, unspliced and spliced read depth
+  bool library = true;                // correct_library_size
+  bool gradient = true;
+};
+
+// Sum over the batch of the per-cell-gene log-likelihood without the log(count!) terms (the
+// caller adds those), the per-gene gradient sums (kDevSlots x genes) and the per-cell gradients
+// (3 x batch). Deterministic: fixed block count, fixed reduction order, no float atomics.
+int32_t evaluate_likelihood(DeviceCounts* counts, const LikelihoodLaunch& launch, double* value, float* gene_grad,
+                            float* cell_grad, std::string* error);
+
 }  // namespace pv::cuda
