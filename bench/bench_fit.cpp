@@ -3,8 +3,11 @@
 // time of the reference pipeline's fit (3000 epochs + 30 samples). Warm-up steps, then --steps
 // timed steps (mean +- sd). Prints markdown and writes JSON stamped with the build and commit.
 //
-//   bench_fit [--input PATH] [--steps 20] [--warmup 2] [--samples 30] [--model model1|model2]
-//             [--state marginal|sampled] [--json PATH]
+//   bench_fit [--input PATH | --simulate CELLSxGENES [--mean-spliced 2 --mean-unspliced 1]]
+//             [--device cpu|cuda|auto] [--batch-size 0] [--steps 20] [--warmup 2] [--samples 30]
+//             [--model model1|model2] [--state marginal|sampled] [--json PATH]
+// With --batch-size B > 0 a "step" is one epoch of shuffled minibatches of B cells.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/simulator.h"
 #include "engine/error.h"
 #include "engine/model.h"
 #include "engine/posterior.h"
@@ -34,6 +38,9 @@ int main(int argc, char** argv) {
   std::string input = PV_SHARED_DIR "/data/pancreas.h5ad", model_name = "model1", state = "marginal";
   std::string json = PV_SOURCE_DIR "/bench/out/fit.json";
   int steps = 20, warmup = 2, samples = 30;
+  std::string simulate, device = "cpu";
+  double mean_spliced = 2.0, mean_unspliced = 1.0;
+  int64_t batch_size = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--input") input = v;
@@ -43,24 +50,58 @@ int main(int argc, char** argv) {
     else if (a == "--model") model_name = v;
     else if (a == "--state") state = v;
     else if (a == "--json") json = v;
+    else if (a == "--simulate") simulate = v;
+    else if (a == "--mean-spliced") mean_spliced = std::stod(v);
+    else if (a == "--mean-unspliced") mean_unspliced = std::stod(v);
+    else if (a == "--device") device = v;
+    else if (a == "--batch-size") batch_size = std::stoll(v);
     else {
       std::fprintf(stderr, "bench_fit: unknown option %s\n", a.c_str());
       return 2;
     }
   }
   try {
-    auto data = std::make_shared<pv::io::AnnData>(pv::io::read_h5ad(input));
+    std::shared_ptr<pv::io::AnnData> data;
+    if (!simulate.empty()) {
+      pv::SimulationOptions so;
+      const size_t x = simulate.find('x');
+      so.cells = std::stoll(simulate.substr(0, x));
+      so.genes = std::stoll(simulate.substr(x + 1));
+      so.mean_spliced = mean_spliced;
+      so.mean_unspliced = mean_unspliced;
+      so.pca_components = 2;
+      const auto t = Clock::now();
+      data = std::make_shared<pv::io::AnnData>(pv::simulate(so));
+      std::fprintf(stderr, "simulated %s in %.1f s\n", simulate.c_str(), seconds_since(t));
+      input = "simulated " + simulate;
+    } else {
+      data = std::make_shared<pv::io::AnnData>(pv::io::read_h5ad(input));
+    }
     pv::ModelOptions o;
     o.include_prior = o.add_offset = model_name == "model2";
     o.state = state == "sampled" ? pv::StateMode::kSampled : pv::StateMode::kMarginal;
     pv::VelocityModel model(pv::make_model_data(data), o, 0);
+    if (pv::resolve_device(device) == pv::Device::kCuda) model.use_device(pv::DeviceLikelihood::create(model.data().counts));
     const double C = double(model.layout().cells), G = double(model.layout().genes);
     std::vector<double> grads;
-    for (int i = 0; i < warmup; ++i) model.loss({}, uint64_t(i), &grads);
+    // One epoch: the full batch, or every cell once in minibatches.
+    std::vector<std::vector<int64_t>> batches(1);
+    if (batch_size > 0)
+      for (int64_t first = 0; first < int64_t(C); first += batch_size) {
+        std::vector<int64_t> b;
+        for (int64_t c = first; c < std::min<int64_t>(int64_t(C), first + batch_size); ++c) b.push_back(c);
+        batches.push_back(b);
+      }
+    if (batch_size > 0) batches.erase(batches.begin());
+    uint64_t draw = 0;
+    auto epoch = [&] {
+      for (const auto& b : batches) model.loss(b, draw++, &grads);
+    };
+    for (int i = 0; i < warmup; ++i) epoch();
     std::vector<double> times;
     for (int i = 0; i < steps; ++i) {
       const auto t = Clock::now();
-      model.loss({}, uint64_t(warmup + i), &grads);
+      epoch();
       times.push_back(seconds_since(t));
     }
     double mean = 0, sd = 0;
@@ -74,18 +115,20 @@ int main(int argc, char** argv) {
     const double sampling = seconds_since(t);
     const double projected = 3000.0 * mean + sampling;
 
-    std::printf("| dataset | cells x genes | model | k | step s (mean +- sd) | epochs/s | cell-gene evals/s | %d samples s | 3000 epochs + %d samples s |\n",
+    std::printf("| dataset | cells x genes | device | batch | model | k | epoch s (mean +- sd) | epochs/s | cell-gene evals/s | %d samples s | 3000 epochs + %d samples s |\n",
                 samples, samples);
-    std::printf("|---|---|---|---|---|---|---|---|---|\n");
-    std::printf("| %s | %.0f x %.0f | %s | %s | %.4f +- %.4f | %.2f | %.3g | %.2f | %.0f |\n",
-                std::filesystem::path(input).filename().c_str(), C, G, model_name.c_str(), state.c_str(), mean, sd,
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| %s | %.0f x %.0f | %s | %lld | %s | %s | %.4f +- %.4f | %.2f | %.3g | %.2f | %.0f |\n",
+                std::filesystem::path(input).filename().c_str(), C, G, model.on_device() ? "cuda" : "cpu",
+                (long long)batch_size, model_name.c_str(), state.c_str(), mean, sd,
                 1.0 / mean, C * G / mean, sampling, projected);
     std::printf("\nbuild: %s\n", pv::build_info().c_str());
     std::filesystem::create_directories(std::filesystem::path(json).parent_path());
     std::ofstream out(json);
     out << "{\"build\": \"" << pv::build_info() << "\", \"commit\": \"" << PV_GIT_COMMIT << "\", \"input\": \"" << input
         << "\", \"cells\": " << C << ", \"genes\": " << G << ", \"model\": \"" << model_name << "\", \"state\": \"" << state
-        << "\", \"step_seconds_mean\": " << mean << ", \"step_seconds_sd\": " << sd << ", \"steps\": " << steps
+        << "\", \"device\": \"" << (model.on_device() ? "cuda" : "cpu") << "\", \"batch_size\": " << batch_size
+        << ", \"epoch_seconds_mean\": " << mean << ", \"epoch_seconds_sd\": " << sd << ", \"steps\": " << steps
         << ", \"cell_gene_evals_per_second\": " << C * G / mean << ", \"sampling_seconds\": " << sampling
         << ", \"samples\": " << samples << ", \"projected_pipeline_seconds\": " << projected << "}\n";
   } catch (const pv::Error& e) {

@@ -13,7 +13,7 @@
 #include "engine/backend.h"
 #include "engine/correlation.h"
 #include "engine/fit.h"
-#include "io/h5ad_files.h"
+#include "io/paths.h"
 #include "io/h5ad_reader.h"
 #include "io/h5ad_writer.h"
 #include "io/model_file.h"

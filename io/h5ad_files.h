@@ -5,6 +5,7 @@
 #include <string>
 
 #include "io/hdf5_util.h"
+#include "io/paths.h"
 
 namespace pv::io {
 
@@ -12,12 +13,6 @@ namespace pv::io {
 // holds the AnnData groups obs and var (PV_ERR_FORMAT).
 h5::Handle open_anndata_readonly(const std::string& path);
 
-// The directory that will hold output_path exists and is writable (PV_ERR_IO, naming it).
-void check_output_directory(const std::string& output_path);
-
-// output_path does not name the same file as input_path, through any spelling or link
-// (PV_ERR_INVALID_ARGUMENT).
-void check_not_same_file(const std::string& input_path, const std::string& output_path);
 
 // A new HDF5 file at "<final>.tmp-<pid>", renamed onto the final path by commit(); removed if
 // destroyed before that.
