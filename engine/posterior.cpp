@@ -51,15 +51,16 @@ GeneDraw draw_genes(const VelocityModel& model, uint64_t seed, int64_t sample) {
   return draw;
 }
 
-void draw_cells(const VelocityModel& model, uint64_t seed, const GeneDraw& genes, const std::vector<int64_t>& rows,
-                CellChunkDraw* out) {
+void draw_cells(const VelocityModel& model, uint64_t seed, bool predictive_counts, const GeneDraw& genes,
+                const std::vector<int64_t>& rows, CellChunkDraw* out) {
   const ParamLayout& l = model.layout();
   const ModelOptions& o = model.options();
   const std::vector<double>& p = model.params();
   const int64_t C = l.cells, G = l.genes, n = out->count;
   const uint64_t stream = (uint64_t(kPosteriorCell) << 48) | uint64_t(out->sample);
   for (int s = 0; s < kCellSites; ++s) out->cell[s].resize(static_cast<size_t>(n));
-  for (auto* v : {&out->state, &out->ut, &out->st, &out->u, &out->s}) v->resize(static_cast<size_t>(n * G));
+  for (auto* v : {&out->state, &out->ut, &out->st}) v->resize(static_cast<size_t>(n * G));
+  for (auto* v : {&out->u, &out->s}) v->resize(predictive_counts ? static_cast<size_t>(n * G) : 0);
   const bool nb = o.likelihood == Likelihood::kNegativeBinomial;
   const bool offset = o.add_offset;
 #pragma omp parallel for schedule(dynamic, 8)
@@ -95,6 +96,7 @@ void draw_cells(const VelocityModel& model, uint64_t seed, const GeneDraw& genes
       norm_u += ut_pos[g];
       norm_s += st_pos[g];
     }
+    if (!predictive_counts) continue;
     for (int64_t g = 0; g < G; ++g) {
       // Each cell-gene's stream continues after its state draw.
       CounterStream rng(seed, kPosteriorCellGene, (uint64_t(out->sample) * uint64_t(C) + uint64_t(row)) * uint64_t(G) + uint64_t(g));
@@ -144,7 +146,7 @@ void stream_posterior(const VelocityModel& model, const PosteriorOptions& option
       cells.sample = sample;
       cells.first = first;
       cells.count = std::min(chunk, n - first);
-      draw_cells(model, options.seed, genes, rows, &cells);
+      draw_cells(model, options.seed, options.predictive_counts, genes, rows, &cells);
       consume(genes, cells);
     }
   }
@@ -181,7 +183,9 @@ std::map<std::string, Array> generate_posterior_samples(const VelocityModel& mod
   return out;
 }
 
-PosteriorSummary summarise_posterior(const VelocityModel& model, const PosteriorOptions& options) {
+PosteriorSummary summarise_posterior(const VelocityModel& model, const PosteriorOptions& options_in) {
+  PosteriorOptions options = options_in;
+  options.predictive_counts = false;
   const int64_t G = model.layout().genes;
   const int64_t C = options.cells.empty() ? model.layout().cells : int64_t(options.cells.size());
   PosteriorSummary out;

@@ -19,6 +19,7 @@ struct PosteriorOptions {
   uint64_t seed = 0;
   std::vector<int64_t> cells;  // data rows to sample (empty: all)
   int64_t batch_size = 0;      // cells per chunk (0: all at once)
+  bool predictive_counts = true;  // draw u, s (the summaries do not need them)
 };
 
 // The gene-level draw of one sample: every site (constrained) and the derived quantities.
