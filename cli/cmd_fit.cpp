@@ -165,6 +165,9 @@ int run_fit(const std::vector<std::string>& args) {
               train.mode == TrainMode::kMiniBatch ? (", batches of " + std::to_string(train.batch_size)).c_str() : ", full batch");
 
   Fit fit(data, settings);
+  std::printf("device: %s\n", fit.model().on_device()               ? "cuda (float32 fused likelihood)"
+                                : use_fast_likelihood(settings.model) ? "cpu (float32 likelihood vectorised over genes)"
+                                                                      : "cpu (float64 reference likelihood)");
   const bool show = !parser.has("--quiet") && isatty(fileno(stderr));
   const auto start = std::chrono::steady_clock::now();
   const TrainResult result = fit.train(train, [&](const TrainProgress& p) {
