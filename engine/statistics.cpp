@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <string>
 #include <utility>
 
+#include "engine/correlation.h"
 #include "engine/error.h"
 
 namespace pv {
@@ -73,11 +75,11 @@ Knn knn_graph(const double* x, int64_t cells, int64_t dims, int64_t k) {
   Knn out;
   out.cells = cells;
   out.k = k;
-  out.index.resize(size_t(cells * k));
-  out.distance.resize(size_t(cells * k));
+  out.index.resize(static_cast<size_t>(cells * k));
+  out.distance.resize(static_cast<size_t>(cells * k));
 #pragma omp parallel
   {
-    std::vector<std::pair<double, int64_t>> others(size_t(cells - 1));
+    std::vector<std::pair<double, int64_t>> others(static_cast<size_t>(cells - 1));
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < cells; ++i) {
       const double* xi = x + i * dims;
@@ -123,8 +125,8 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
   const int64_t G = int64_t(kept_genes.size());
 
   // Centred velocities and their norms, over the kept genes.
-  std::vector<double> centred_velocity(size_t(cells * G));
-  std::vector<double> velocity_norm(size_t(cells), 0.0);
+  std::vector<double> centred_velocity(static_cast<size_t>(cells * G));
+  std::vector<double> velocity_norm(static_cast<size_t>(cells), 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < cells; ++c) {
     double* v = centred_velocity.data() + c * G;
@@ -140,13 +142,13 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
     velocity_norm[c] = std::sqrt(squared);
   }
 
-  std::vector<std::vector<int64_t>> row_indices(size_t(cells));
-  std::vector<std::vector<double>> row_cosines(size_t(cells));
+  std::vector<std::vector<int64_t>> row_indices(static_cast<size_t>(cells));
+  std::vector<std::vector<double>> row_cosines(static_cast<size_t>(cells));
   const int64_t k = knn.k;
 #pragma omp parallel
   {
-    std::vector<char> is_candidate(size_t(cells), 0);
-    std::vector<double> displacement(size_t(G));
+    std::vector<char> is_candidate(static_cast<size_t>(cells), 0);
+    std::vector<double> displacement(static_cast<size_t>(G));
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < cells; ++i) {
       std::vector<int64_t>& candidates = row_indices[i];
@@ -186,18 +188,18 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
 
   VelocityGraph graph;
   graph.cells = cells;
-  graph.indptr.assign(size_t(cells + 1), 0);
+  graph.indptr.assign(static_cast<size_t>(cells + 1), 0);
   for (int64_t i = 0; i < cells; ++i) graph.indptr[i + 1] = graph.indptr[i] + int64_t(row_indices[i].size());
-  graph.indices.reserve(size_t(graph.indptr[cells]));
-  graph.cosine.reserve(size_t(graph.indptr[cells]));
-  std::vector<double> confidence(size_t(cells), 0.0);
+  graph.indices.reserve(static_cast<size_t>(graph.indptr[cells]));
+  graph.cosine.reserve(static_cast<size_t>(graph.indptr[cells]));
+  std::vector<double> confidence(static_cast<size_t>(cells), 0.0);
   for (int64_t i = 0; i < cells; ++i) {
     graph.indices.insert(graph.indices.end(), row_indices[i].begin(), row_indices[i].end());
     graph.cosine.insert(graph.cosine.end(), row_cosines[i].begin(), row_cosines[i].end());
     for (double pi : row_cosines[i]) confidence[i] = std::max(confidence[i], pi);
   }
   const double upper = percentile_linear(confidence, kSelfTransitionQuantile);
-  graph.self_transition.resize(size_t(cells));
+  graph.self_transition.resize(static_cast<size_t>(cells));
   for (int64_t i = 0; i < cells; ++i) graph.self_transition[i] = std::clamp(upper - confidence[i], 0.0, 1.0);
   return graph;
 }
@@ -211,7 +213,7 @@ std::vector<double> velocity_embedding(const VelocityGraph& graph, const double*
   require(dims_used >= 1 && (!autoscale || dims_used >= 2), PV_ERR_INVALID_ARGUMENT,
           "velocity_embedding: dims_used must be >= 1 (>= 2 with autoscale), got " + std::to_string(dims_used));
   const int64_t D = dims_used;
-  std::vector<double> out(size_t(cells * D), 0.0);
+  std::vector<double> out(static_cast<size_t>(cells * D), 0.0);
 #pragma omp parallel
   {
     std::vector<double> probability, direction;
@@ -278,11 +280,11 @@ std::vector<double> direct_pca_projection(const float* V, int64_t cells, int64_t
   require(cells >= 1 && genes >= 1 && comps >= 1, PV_ERR_INVALID_ARGUMENT,
           "direct_pca_projection: cells, genes and comps must be >= 1");
   require(V != nullptr && pcs != nullptr, PV_ERR_INVALID_ARGUMENT, "direct_pca_projection: V or pcs is null");
-  std::vector<double> column_mean(size_t(genes), 0.0);
+  std::vector<double> column_mean(static_cast<size_t>(genes), 0.0);
   for (int64_t c = 0; c < cells; ++c)
     for (int64_t g = 0; g < genes; ++g) column_mean[g] += V[c * genes + g];
   for (double& m : column_mean) m /= double(cells);
-  std::vector<double> out(size_t(cells * comps), 0.0);
+  std::vector<double> out(static_cast<size_t>(cells * comps), 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < cells; ++c) {
     double* row = out.data() + c * comps;
@@ -292,6 +294,267 @@ std::vector<double> direct_pca_projection(const float* V, int64_t cells, int64_t
     }
   }
   return out;
+}
+
+namespace {
+
+// One posterior sample for the requested cells, assembled from its chunks: cells x genes ut, st
+// and the predictive s, and the cell times.
+struct WholeSample {
+  std::vector<float> ut, st, s;
+  std::vector<double> cell_time;
+};
+using WholeSampleConsumer = std::function<void(const GeneDraw&, const WholeSample&)>;
+
+void stream_whole_samples(const VelocityModel& model, const PosteriorOptions& options, int64_t cells, int64_t genes,
+                          const WholeSampleConsumer& consume) {
+  WholeSample sample;
+  sample.ut.resize(static_cast<size_t>(cells * genes));
+  sample.st.resize(static_cast<size_t>(cells * genes));
+  if (options.predictive_counts) sample.s.resize(static_cast<size_t>(cells * genes));
+  sample.cell_time.resize(static_cast<size_t>(cells));
+  stream_posterior(model, options, [&](const GeneDraw& draw, const CellChunkDraw& chunk) {
+    const int64_t offset = chunk.first * genes;
+    std::copy(chunk.ut.begin(), chunk.ut.end(), sample.ut.begin() + offset);
+    std::copy(chunk.st.begin(), chunk.st.end(), sample.st.begin() + offset);
+    if (options.predictive_counts) std::copy(chunk.s.begin(), chunk.s.end(), sample.s.begin() + offset);
+    std::copy(chunk.cell[kCellTime].begin(), chunk.cell[kCellTime].end(), sample.cell_time.begin() + chunk.first);
+    if (chunk.first + chunk.count == cells) consume(draw, sample);
+  });
+}
+
+// The observed counts of the requested rows, dense cells x genes.
+std::vector<double> observed_rows(const io::CountMatrix& m, const std::vector<int64_t>& rows) {
+  std::vector<double> out(rows.size() * size_t(m.cols), 0.0);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    double* row = out.data() + r * size_t(m.cols);
+    if (!m.sparse) {
+      for (int64_t g = 0; g < m.cols; ++g) row[g] = m.dense[rows[r] * m.cols + g];
+    } else {
+      for (int64_t p = m.indptr[rows[r]]; p < m.indptr[rows[r] + 1]; ++p) row[m.indices[p]] = m.data[p];
+    }
+  }
+  return out;
+}
+
+// Average ranks with 1 for the largest value (pandas rank(ascending=False)).
+std::vector<double> descending_ranks(const std::vector<double>& values) {
+  std::vector<double> negated(values.size());
+  for (size_t i = 0; i < values.size(); ++i) negated[i] = -values[i];
+  std::vector<double> ranks = average_ranks(negated);  // 0-based
+  for (double& r : ranks) r += 1.0;
+  return ranks;
+}
+
+
+// V = beta ut / u_scale - gamma st (MODEL.md section 7).
+std::vector<float> sample_velocity(const GeneDraw& draw, const std::vector<float>& ut, const std::vector<float>& st,
+                                   int64_t cells, int64_t genes) {
+  std::vector<float> v(static_cast<size_t>(cells * genes));
+  for (int64_t c = 0; c < cells; ++c)
+    for (int64_t g = 0; g < genes; ++g) {
+      const int64_t e = c * genes + g;
+      v[e] = float(draw.site[kBeta][g] * ut[e] / draw.site[kUScale][g] - draw.site[kGamma][g] * st[e]);
+    }
+  return v;
+}
+
+// The requested rows and the first `columns` columns of an obsm matrix, row-major.
+std::vector<double> select_rows(const io::DenseMatrix<double>& m, const std::vector<int64_t>& rows, int64_t columns) {
+  std::vector<double> out;
+  out.reserve(rows.size() * size_t(columns));
+  for (int64_t r : rows)
+    for (int64_t k = 0; k < columns; ++k) out.push_back(m.values[r * m.cols + k]);
+  return out;
+}
+
+// Rayleigh over each cell's S angles (angles: S x cells), then BH over the cells whose angles
+// are all defined; the others get NaN.
+std::vector<double> rayleigh_fdr(const std::vector<double>& angles, int64_t samples, int64_t cells) {
+  std::vector<double> p_values, per_sample(static_cast<size_t>(samples));
+  std::vector<int64_t> tested;
+  for (int64_t c = 0; c < cells; ++c) {
+    bool defined = true;
+    for (int64_t s = 0; s < samples; ++s) {
+      per_sample[s] = angles[s * cells + c];
+      defined = defined && !std::isnan(per_sample[s]);
+    }
+    if (!defined) continue;
+    tested.push_back(c);
+    p_values.push_back(rayleigh_p_value(per_sample.data(), samples));
+  }
+  const std::vector<double> q = benjamini_hochberg(p_values);
+  std::vector<double> fdr(static_cast<size_t>(cells), std::numeric_limits<double>::quiet_NaN());
+  for (size_t t = 0; t < tested.size(); ++t) fdr[tested[t]] = q[t];
+  return fdr;
+}
+
+Array to_array(std::vector<int64_t> shape, const std::vector<double>& values) {
+  return {std::move(shape), std::vector<float>(values.begin(), values.end())};
+}
+
+}  // namespace
+
+GeneRanking rank_genes(std::vector<double> mean_mae, std::vector<double> time_correlation) {
+  require(mean_mae.size() == time_correlation.size(), PV_ERR_INVALID_ARGUMENT,
+          "rank_genes: mean_mae and time_correlation must have one value per gene");
+  constexpr size_t kTopByMae = 300, kKept = 4;
+  GeneRanking ranking;
+  ranking.mean_mae_rank = descending_ranks(mean_mae);
+  ranking.time_correlation_rank = descending_ranks(time_correlation);
+  std::vector<int64_t> order(mean_mae.size());
+  std::iota(order.begin(), order.end(), int64_t(0));
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return mean_mae[a] > mean_mae[b]; });
+  order.resize(std::min(order.size(), kTopByMae));
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return time_correlation[a] > time_correlation[b]; });
+  order.resize(std::min(order.size(), kKept));
+  ranking.genes = std::move(order);
+  ranking.mean_mae = std::move(mean_mae);
+  ranking.time_correlation = std::move(time_correlation);
+  return ranking;
+}
+
+PosteriorStatistics compute_statistics(const VelocityModel& model, const PosteriorOptions& posterior,
+                                       const StatisticsOptions& options) {
+  const int64_t S = posterior.num_samples, G = model.layout().genes, all_cells = model.layout().cells;
+  require(S >= 1, PV_ERR_INVALID_ARGUMENT, "compute_statistics: posterior.num_samples must be >= 1");
+  const std::shared_ptr<const io::AnnData>& anndata = model.data().anndata;
+  require(anndata != nullptr, PV_ERR_INVALID_ARGUMENT, "compute_statistics: the model has no AnnData");
+  const auto pca_it = anndata->obsm.find("X_pca");
+  require(pca_it != anndata->obsm.end(), PV_ERR_INVALID_ARGUMENT, "compute_statistics: obsm has no X_pca (the kNN space)");
+  const std::string embedding_key = "X_" + options.basis;
+  const auto embedding_it = anndata->obsm.find(embedding_key);
+  require(embedding_it != anndata->obsm.end(), PV_ERR_INVALID_ARGUMENT,
+          "compute_statistics: obsm has no " + embedding_key + " (options.basis = '" + options.basis + "')");
+  const io::DenseMatrix<double>& x_pca = pca_it->second;
+  const io::DenseMatrix<double>& x_embedding = embedding_it->second;
+  require(x_pca.rows == all_cells && x_pca.cols >= 1, PV_ERR_INVALID_ARGUMENT,
+          "compute_statistics: obsm X_pca must have one row per cell");
+  require(x_embedding.rows == all_cells && x_embedding.cols >= 2, PV_ERR_INVALID_ARGUMENT,
+          "compute_statistics: obsm " + embedding_key + " must have one row per cell and >= 2 columns");
+  const bool with_pca = !options.pca_loadings.empty();
+  require(!with_pca || (options.pca_components >= 2 && int64_t(options.pca_loadings.size()) == G * options.pca_components),
+          PV_ERR_INVALID_ARGUMENT,
+          "compute_statistics: options.pca_loadings must hold genes x pca_components values, pca_components >= 2");
+
+  std::vector<int64_t> rows = posterior.cells;
+  if (rows.empty()) {
+    rows.resize(static_cast<size_t>(all_cells));
+    std::iota(rows.begin(), rows.end(), int64_t(0));
+  }
+  for (int64_t r : rows)
+    require(r >= 0 && r < all_cells, PV_ERR_INVALID_ARGUMENT,
+            "compute_statistics: posterior.cells holds " + std::to_string(r) + ", outside [0, cells)");
+  const int64_t C = int64_t(rows.size());
+  const Knn knn = knn_graph(select_rows(x_pca, rows, x_pca.cols).data(), C, x_pca.cols, options.neighbours);
+  const std::vector<double> embedding = select_rows(x_embedding, rows, 2);
+
+  PosteriorOptions stream = posterior;
+  stream.predictive_counts = true;  // the gene ranking compares the predictive s with the data
+  const std::vector<double> observed_spliced = observed_rows(*model.data().counts.spliced, rows);
+  std::vector<double> observed_mean(size_t(G), 0.0);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t g = 0; g < G; ++g) observed_mean[g] += observed_spliced[c * G + g] / double(C);
+  std::vector<double> mean_mae(size_t(G), 0.0), time_correlation(size_t(G), 0.0);
+
+  // Pass 1: moments of ut, st and V over samples; everything that does not need st's mean.
+  std::vector<double> mean_ut(size_t(C * G), 0.0), mean_st(size_t(C * G), 0.0), m2_ut(size_t(C * G), 0.0),
+      m2_st(size_t(C * G), 0.0), mean_velocity(size_t(C * G), 0.0);
+  std::vector<double> original_magnitude(size_t(S * C)), field(size_t(S * C * 2)), pca_field;
+  if (with_pca) pca_field.resize(size_t(S * C * 2));
+  int64_t seen = 0;
+  auto embed_sample = [&](int64_t sample, const std::vector<float>& spliced, const std::vector<float>& velocity) {
+    const VelocityGraph graph = velocity_graph(spliced.data(), velocity.data(), C, G, knn);
+    const std::vector<double> embedded = velocity_embedding(graph, embedding.data(), C, 2, true);
+    std::copy(embedded.begin(), embedded.end(), field.begin() + sample * C * 2);
+  };
+  stream_whole_samples(model, stream, C, G, [&](const GeneDraw& draw, const WholeSample& whole) {
+    const std::vector<float>& ut = whole.ut;
+    const std::vector<float>& st = whole.st;
+    const int64_t sample = seen++;
+    const std::vector<float> velocity = sample_velocity(draw, ut, st, C, G);
+    const double count = double(seen);
+    for (int64_t e = 0; e < C * G; ++e) {
+      const double du = ut[e] - mean_ut[e], ds = st[e] - mean_st[e];
+      mean_ut[e] += du / count;
+      mean_st[e] += ds / count;
+      m2_ut[e] += du * (ut[e] - mean_ut[e]);
+      m2_st[e] += ds * (st[e] - mean_st[e]);
+      mean_velocity[e] += (double(velocity[e]) - mean_velocity[e]) / count;
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      double squared = 0;
+      for (int64_t g = 0; g < G; ++g) squared += double(velocity[c * G + g]) * velocity[c * G + g];
+      original_magnitude[sample * C + c] = std::sqrt(squared);
+    }
+    if (with_pca) {
+      const std::vector<double> projected =
+          direct_pca_projection(velocity.data(), C, G, options.pca_loadings.data(), options.pca_components);
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t k = 0; k < 2; ++k) pca_field[(sample * C + c) * 2 + k] = projected[c * options.pca_components + k];
+    }
+    std::vector<double> st_of_gene(static_cast<size_t>(C));
+    for (int64_t g = 0; g < G; ++g) {
+      double absolute_error = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        absolute_error += std::abs(observed_spliced[c * G + g] - double(whole.s[c * G + g]));
+        st_of_gene[c] = st[c * G + g];
+      }
+      mean_mae[g] += -(absolute_error / double(C)) / observed_mean[g] / double(S);
+      if (C >= 2) time_correlation[g] += pearson(st_of_gene, whole.cell_time) / double(S);
+    }
+    if (options.spliced_per_sample) embed_sample(sample, st, velocity);
+  });
+
+  const std::vector<float> mean_st_float(mean_st.begin(), mean_st.end());
+  if (!options.spliced_per_sample) {
+    // Pass 2: the same draws again (they are counter-based), each velocity against the mean st.
+    seen = 0;
+    stream.predictive_counts = false;
+    stream_whole_samples(model, stream, C, G, [&](const GeneDraw& draw, const WholeSample& whole) {
+      embed_sample(seen++, mean_st_float, sample_velocity(draw, whole.ut, whole.st, C, G));
+    });
+  }
+  const std::vector<float> mean_velocity_float(mean_velocity.begin(), mean_velocity.end());
+  const std::vector<double> mean_field = velocity_embedding(
+      velocity_graph(mean_st_float.data(), mean_velocity_float.data(), C, G, knn), embedding.data(), C, 2, true);
+
+  auto magnitude_and_angle = [&](const std::vector<double>& vectors, std::vector<double>* magnitude,
+                                 std::vector<double>* angle) {
+    magnitude->resize(size_t(S * C));
+    angle->resize(size_t(S * C));
+    for (int64_t e = 0; e < S * C; ++e) {
+      (*magnitude)[e] = std::hypot(vectors[2 * e], vectors[2 * e + 1]);
+      (*angle)[e] = std::atan2(vectors[2 * e + 1], vectors[2 * e]);
+    }
+  };
+  std::vector<double> magnitude, angle;
+  magnitude_and_angle(field, &magnitude, &angle);
+
+  PosteriorStatistics statistics;
+  statistics.gene_ranking = rank_genes(std::move(mean_mae), std::move(time_correlation));
+  std::map<std::string, Array>& out = statistics.arrays;
+  out["vector_field_posterior_samples"] = to_array({S, C, 2}, field);
+  out["vector_field_posterior_mean"] = to_array({C, 2}, mean_field);
+  out["embeds_magnitude"] = to_array({S, C}, magnitude);
+  out["embeds_angle"] = to_array({S, C}, angle);
+  out["fdri"] = to_array({C}, rayleigh_fdr(angle, S, C));
+  out["original_spaces_embeds_magnitude"] = to_array({S, C}, original_magnitude);
+  std::vector<double> sd_ut(size_t(C * G)), sd_st(size_t(C * G));
+  for (int64_t e = 0; e < C * G; ++e) sd_ut[e] = std::sqrt(m2_ut[e] / double(S)), sd_st[e] = std::sqrt(m2_st[e] / double(S));
+  out["ut_mean"] = to_array({C, G}, mean_ut);
+  out["st_mean"] = to_array({C, G}, mean_st);
+  out["ut_std"] = to_array({C, G}, sd_ut);
+  out["st_std"] = to_array({C, G}, sd_st);
+  if (with_pca) {
+    std::vector<double> pca_magnitude, pca_angle;
+    magnitude_and_angle(pca_field, &pca_magnitude, &pca_angle);
+    out["pca_vector_field_posterior_samples"] = to_array({S, C, 2}, pca_field);
+    out["pca_embeds_angle"] = to_array({S, C}, pca_angle);
+    out["pca_fdri"] = to_array({C}, rayleigh_fdr(pca_angle, S, C));
+  }
+  return statistics;
 }
 
 }  // namespace pv

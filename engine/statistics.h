@@ -5,7 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
+
+#include "engine/posterior.h"
 
 namespace pv {
 
@@ -54,5 +58,46 @@ std::vector<double> velocity_embedding(const VelocityGraph& graph, const double*
 // A NaN in a gene's velocity makes every projection NaN, so pass only finite genes.
 std::vector<double> direct_pca_projection(const float* V, int64_t cells, int64_t genes, const double* pcs,
                                           int64_t comps);
+
+// compute_statistics_from_posterior_samples (MODEL.md section 7), streaming over samples so no
+// S x C x G array is held. kNN on obsm "X_pca" (all columns, `neighbours` incl. self); embedding
+// obsm "X_<basis>" (its first two columns). Rows follow `posterior.cells` (empty: all cells).
+struct StatisticsOptions {
+  std::string basis = "umap";
+  int64_t neighbours = 30;
+  // genes x pca_components, the loadings of the PCA that produced X_pca: enables the pca_* keys
+  // (projection onto the first two components). Empty: those keys are left out.
+  std::vector<double> pca_loadings;
+  int64_t pca_components = 0;
+  // The displacement X_j - X_i in the velocity graph uses the posterior-mean st for every sample
+  // (as Pyro-Velocity sets its `spliced_pyro` layer); true: each sample's own st.
+  bool spliced_per_sample = false;
+};
+
+// Per-gene ranking (MODEL.md section 7), each value averaged over samples:
+// mean_mae = -mean_c |s_obs - s_pred| / mean_c s_obs (s_pred: the posterior predictive s) and
+// time_correlation = Pearson(st, cell_time) over cells (0 when either is constant). Ranks are
+// 1 for the largest value, ties averaged (pandas rank(ascending=False)). `genes`: the 300 genes
+// with the largest mean_mae, of those the 4 with the largest time_correlation (ties by index).
+struct GeneRanking {
+  std::vector<double> mean_mae, time_correlation;
+  std::vector<double> mean_mae_rank, time_correlation_rank;
+  std::vector<int64_t> genes;
+};
+
+// The ranks and the selection above, from the per-gene averages.
+GeneRanking rank_genes(std::vector<double> mean_mae, std::vector<double> time_correlation);
+
+// Array keys and shapes: vector_field_posterior_samples (S, C, 2), vector_field_posterior_mean
+// (C, 2), embeds_magnitude and embeds_angle (S, C), fdri (C), original_spaces_embeds_magnitude
+// (S, C), ut_mean, st_mean, ut_std, st_std (C, G; std with ddof = 0, numpy's default), and with
+// loadings pca_vector_field_posterior_samples (S, C, 2), pca_embeds_angle (S, C), pca_fdri (C).
+// A cell with any NaN angle (an empty transition row) gets fdri NaN; BH runs over the others.
+struct PosteriorStatistics {
+  std::map<std::string, Array> arrays;
+  GeneRanking gene_ranking;
+};
+PosteriorStatistics compute_statistics(const VelocityModel& model, const PosteriorOptions& posterior,
+                                       const StatisticsOptions& options = {});
 
 }  // namespace pv
