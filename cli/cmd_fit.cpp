@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <memory>
 
 #include "cli/args.h"
@@ -13,6 +14,8 @@
 #include "engine/backend.h"
 #include "engine/correlation.h"
 #include "engine/fit.h"
+#include "engine/pca.h"
+#include "engine/statistics.h"
 #include "io/paths.h"
 #include "io/h5ad_reader.h"
 #include "io/h5ad_writer.h"
@@ -77,6 +80,43 @@ void report_recovery(const io::AnnData& data, PosteriorSummary& s) {
       std::printf("  %-15s %.4f\n", site, spearman(s.mean[site], *truth));
 }
 
+// The statistics' outputs of issue 6: obsm velocity_pyro_<basis>; obs fdri_pyro,
+// embeds_magnitude_pyro (mean over samples), velocity_confidence_pyro (fraction of samples whose
+// embedded angle lies within 45 degrees of the posterior-mean direction); var mean_mae_pyro,
+// time_correlation_pyro; uns pyrovelocity/genes.
+void add_statistics(const PosteriorStatistics& st, const io::AnnData& data, const std::string& basis, int64_t samples,
+                    io::Additions* add, io::UnsValue* uns) {
+  const Array& mean_field = st.arrays.at("vector_field_posterior_mean");
+  const Array& angles = st.arrays.at("embeds_angle");
+  const Array& magnitude = st.arrays.at("embeds_magnitude");
+  const int64_t C = mean_field.shape[0];
+  io::DenseMatrix<double> field{C, 2, std::vector<double>(mean_field.values.begin(), mean_field.values.end())};
+  add->obsm["velocity_pyro_" + basis] = std::move(field);
+  const Array& fdri = st.arrays.at("fdri");
+  add->obs_columns.push_back(numeric_column("fdri_pyro", std::vector<double>(fdri.values.begin(), fdri.values.end())));
+  std::vector<double> mean_magnitude(static_cast<size_t>(C), 0.0), confidence(static_cast<size_t>(C), 0.0);
+  const double pi = 3.14159265358979323846;
+  for (int64_t c = 0; c < C; ++c) {
+    const double direction = std::atan2(double(mean_field.values[2 * c + 1]), double(mean_field.values[2 * c]));
+    for (int64_t s = 0; s < samples; ++s) {
+      mean_magnitude[c] += magnitude.values[s * C + c] / double(samples);
+      double d = std::fabs(double(angles.values[s * C + c]) - direction);
+      d = std::fmod(d, 2 * pi);
+      if (d > pi) d = 2 * pi - d;
+      confidence[c] += (d <= pi / 4 ? 1.0 : 0.0) / double(samples);
+    }
+    if (std::isnan(direction)) confidence[c] = std::numeric_limits<double>::quiet_NaN();
+  }
+  add->obs_columns.push_back(numeric_column("embeds_magnitude_pyro", mean_magnitude));
+  add->obs_columns.push_back(numeric_column("velocity_confidence_pyro", confidence));
+  add->var_columns.push_back(numeric_column("mean_mae_pyro", st.gene_ranking.mean_mae));
+  add->var_columns.push_back(numeric_column("time_correlation_pyro", st.gene_ranking.time_correlation));
+  io::UnsValue genes;
+  genes.kind = io::UnsValue::Kind::kStringArray;
+  for (int64_t g : st.gene_ranking.genes) genes.strings.push_back(g < int64_t(data.var.index.size()) ? data.var.index[g] : std::to_string(g));
+  uns->dict["genes"] = genes;
+}
+
 }  // namespace
 
 int run_fit(const std::vector<std::string>& args) {
@@ -100,6 +140,8 @@ int run_fit(const std::vector<std::string>& args) {
   parser.option("--unspliced-layer", "auto", "layer of unspliced counts (auto: raw_unspliced, else unspliced)");
   parser.option("--save-model", "", "also save the fitted model to this file");
   parser.option("--posterior-out", "", "also write every posterior sample to this HDF5 file");
+  parser.option("--basis", "umap", "embedding (obsm X_<basis>) for the velocity projection");
+  parser.flag("--no-stats", "skip the posterior statistics (velocity in the embedding, fdri, gene ranking)");
   parser.flag("--allow-non-integer", "accept count layers with non-whole values");
   parser.flag("--quiet", "no progress line");
   if (!parser.parse(args)) return 0;
@@ -164,6 +206,26 @@ int run_fit(const std::vector<std::string>& args) {
               parser.get("--state").c_str(), (long long)train.max_epochs,
               train.mode == TrainMode::kMiniBatch ? (", batches of " + std::to_string(train.batch_size)).c_str() : ", full batch");
 
+  // The statistics need obsm X_<basis> and the kNN space X_pca (computed here when absent), and
+  // the PCA loadings for the pca_* outputs (from a PCA of log expression with as many components).
+  const bool stats = !parser.has("--no-stats");
+  StatisticsOptions stats_options;
+  stats_options.basis = parser.get("--basis");
+  if (stats) {
+    if (!data->obsm.count("X_" + stats_options.basis))
+      fail(PV_ERR_INVALID_ARGUMENT, "obsm has no X_" + stats_options.basis + " for the velocity projection (choose --basis NAME, or --no-stats)");
+    const auto existing = data->obsm.find("X_pca");
+    const int64_t components = existing != data->obsm.end() ? existing->second.cols : std::min<int64_t>(30, std::min(C - 1, G));
+    const PcaResult pca = log_expression_pca(data->layers.at("spliced"), components, settings.seed);
+    if (existing == data->obsm.end()) {
+      data->obsm["X_pca"] = io::DenseMatrix<double>{C, pca.components, pca.scores};
+      std::printf("obsm has no X_pca: computed %lld principal components of log expression for the kNN graph\n",
+                  (long long)pca.components);
+    }
+    stats_options.pca_loadings = pca.loadings;
+    stats_options.pca_components = pca.components;
+  }
+
   Fit fit(data, settings);
   std::printf("device: %s\n", fit.model().on_device()               ? "cuda (float32 fused likelihood)"
                                 : use_fast_likelihood(settings.model) ? "cpu (float32 likelihood vectorised over genes)"
@@ -193,6 +255,14 @@ int run_fit(const std::vector<std::string>& args) {
               std::chrono::duration<double>(std::chrono::steady_clock::now() - sample_start).count());
   report_recovery(*data, summary);
 
+  PosteriorStatistics statistics;
+  if (stats) {
+    const auto stats_start = std::chrono::steady_clock::now();
+    statistics = compute_statistics(fit.model(), posterior, stats_options);
+    std::printf("computed the posterior statistics (velocity in X_%s, fdri, gene ranking) in %.1f s\n",
+                stats_options.basis.c_str(), std::chrono::duration<double>(std::chrono::steady_clock::now() - stats_start).count());
+  }
+
   io::Additions add;
   add.obs_columns.push_back(numeric_column("cell_time_pyro", summary.mean["cell_time"]));
   add.obs_columns.push_back(numeric_column("cell_time_pyro_std", summary.sd["cell_time"]));
@@ -206,6 +276,7 @@ int run_fit(const std::vector<std::string>& args) {
   }
   io::UnsValue uns;
   uns.kind = io::UnsValue::Kind::kDict;
+  if (stats) add_statistics(statistics, *data, stats_options.basis, samples, &add, &uns);
   io::UnsValue options;
   options.kind = io::UnsValue::Kind::kDict;
   for (const auto& [key, value] : model_options_to_text(settings.model)) options.dict[key] = uns_string(value);
@@ -228,6 +299,7 @@ int run_fit(const std::vector<std::string>& args) {
     const auto arrays = generate_posterior_samples(fit.model(), posterior);
     std::map<std::string, io::NamedArray> named;
     for (const auto& [key, array] : arrays) named[key] = {array.shape, &array.values};
+    for (const auto& [key, array] : statistics.arrays) named[key] = {array.shape, &array.values};
     io::write_posterior_file(parser.get("--posterior-out"), named, data->var.index, data->obs.index);
     std::printf("wrote every posterior sample to %s\n", parser.get("--posterior-out").c_str());
   }

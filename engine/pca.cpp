@@ -172,4 +172,27 @@ PcaResult pca(const CsrView& x, int64_t components, int iterations, uint64_t see
   return out;
 }
 
+PcaResult log_expression_pca(const io::CountMatrix& counts, int64_t components, uint64_t seed) {
+  const int64_t C = counts.rows, G = counts.cols;
+  std::vector<int64_t> indptr(static_cast<size_t>(C + 1), 0);
+  std::vector<int32_t> indices;
+  std::vector<float> values;
+  for (int64_t c = 0; c < C; ++c) {
+    const double total = counts.row_sum(c);
+    const double scale = total > 0 ? 1e4 / total : 0.0;
+    auto add = [&](int64_t g, float v) {
+      if (v == 0.0f) return;
+      indices.push_back(int32_t(g));
+      values.push_back(float(std::log1p(double(v) * scale)));
+    };
+    if (counts.sparse) {
+      for (int64_t p = counts.indptr[c]; p < counts.indptr[c + 1]; ++p) add(counts.indices[p], counts.data[p]);
+    } else {
+      for (int64_t g = 0; g < G; ++g) add(g, counts.dense[c * G + g]);
+    }
+    indptr[c + 1] = int64_t(indices.size());
+  }
+  return pca({C, G, indptr.data(), indices.data(), values.data()}, components, 12, seed);
+}
+
 }  // namespace pv

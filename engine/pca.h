@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "io/anndata.h"
+
 namespace pv {
 
 struct CsrView {
@@ -25,6 +27,10 @@ struct PcaResult {
 // Each component's sign is fixed so that its largest-magnitude loading is positive, so the result
 // is deterministic for a seed.
 PcaResult pca(const CsrView& x, int64_t components, int iterations = 12, uint64_t seed = 0);
+
+// PCA of log1p(counts per 10,000) of a cells x genes count matrix (dense or CSR): the usual
+// expression space for the kNN graph and embeddings; zeros stay zeros, so it stays sparse.
+PcaResult log_expression_pca(const io::CountMatrix& counts, int64_t components, uint64_t seed = 0);
 
 // Eigen-decomposition of a small symmetric matrix (n x n, row-major) by cyclic Jacobi rotations:
 // eigenvalues in descending order, eigenvectors as columns of `vectors`.

@@ -178,15 +178,9 @@ io::AnnData simulate(const SimulationOptions& o) {
   }
 
   // Embedding: PCA of log1p(counts per 10k) of the spliced layer.
-  const io::CountMatrix& s = data.layers["spliced"];
-  std::vector<float> logged(s.data.size());
-  for (int64_t c = 0; c < C; ++c) {
-    const double scale = s_total[c] > 0 ? 1e4 / s_total[c] : 0.0;
-    for (int64_t p = s.indptr[c]; p < s.indptr[c + 1]; ++p) logged[p] = float(std::log1p(s.data[p] * scale));
-  }
   const int64_t components = std::max<int64_t>(2, std::min<int64_t>(o.pca_components, std::min(C - 1, G)));
   if (G >= 2) {
-    const PcaResult p = pca({C, G, s.indptr.data(), s.indices.data(), logged.data()}, components, 12, o.seed);
+    const PcaResult p = log_expression_pca(data.layers["spliced"], components, o.seed);
     io::DenseMatrix<double> x_pca{C, p.components, p.scores};
     io::DenseMatrix<double> x_umap{C, 2, std::vector<double>(size_t(2 * C))};
     for (int64_t c = 0; c < C; ++c) {
