@@ -374,3 +374,40 @@ TEST_CASE("cli: without HDF5, simulate says so in one line and exits non-zero") 
 }
 
 #endif  // PV_HDF5
+
+TEST_CASE("cli: fit adds the posterior statistics; --no-stats leaves them out; a missing basis is refused") {
+  pv_test::TempDir dir;
+  const std::string input = simulate(dir, "a.h5ad", 6);
+  const std::string output = dir.file("out.h5ad"), samples = dir.file("p.h5");
+  const Outcome run = pvengine({"fit", input, "-o", output, "--epochs", "30", "--samples", "6", "--posterior-out", samples, "--quiet"});
+  REQUIRE_MESSAGE(run.exit_code == 0, run.err);
+  const pv::io::AnnData out = pv::io::read_h5ad(output);
+  const auto field = out.obsm.find("velocity_pyro_umap");
+  REQUIRE(field != out.obsm.end());
+  CHECK(field->second.rows == 120);
+  CHECK(field->second.cols == 2);
+  int64_t finite_rows = 0;
+  for (int64_t c = 0; c < 120; ++c) finite_rows += std::isfinite(field->second.values[2 * c]) && std::isfinite(field->second.values[2 * c + 1]);
+  CHECK(finite_rows == 120);
+  for (double q : numeric_column(out.obs, "fdri_pyro")) CHECK((q >= 0 && q <= 1));  // defined for every cell
+  for (double f : numeric_column(out.obs, "velocity_confidence_pyro")) CHECK((f >= 0 && f <= 1));
+  for (double m : numeric_column(out.obs, "embeds_magnitude_pyro")) CHECK((std::isfinite(m) && m >= 0));
+  CHECK(numeric_column(out.var, "mean_mae_pyro").size() == 15);
+  for (double r : numeric_column(out.var, "time_correlation_pyro")) CHECK((r >= -1 && r <= 1));
+  std::vector<hsize_t> dims;
+  const std::vector<float> per_sample = read_floats(samples, "vector_field_posterior_samples", &dims);
+  CHECK(dims == std::vector<hsize_t>{6, 120, 2});
+  read_floats(samples, "fdri", &dims);
+  CHECK(dims == std::vector<hsize_t>{120});
+
+  const Outcome bare = pvengine({"fit", input, "-o", dir.file("bare.h5ad"), "--epochs", "5", "--samples", "2", "--no-stats", "--quiet"});
+  REQUIRE_MESSAGE(bare.exit_code == 0, bare.err);
+  const pv::io::AnnData plain = pv::io::read_h5ad(dir.file("bare.h5ad"));
+  CHECK(plain.obsm.count("velocity_pyro_umap") == 0);
+  CHECK(plain.obs.find("fdri_pyro") == nullptr);
+
+  const Outcome bad = pvengine({"fit", input, "-o", dir.file("x.h5ad"), "--epochs", "5", "--basis", "tsne", "--quiet"});
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.err.find("X_tsne") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.file("x.h5ad")));
+}
