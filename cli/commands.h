@@ -11,5 +11,6 @@ int run_selfcheck(const std::vector<std::string>& args);
 int run_inspect(const std::vector<std::string>& args);
 int run_simulate(const std::vector<std::string>& args);
 int run_fit(const std::vector<std::string>& args);
+int run_evaluate(const std::vector<std::string>& args);
 
 }  // namespace pv::cli

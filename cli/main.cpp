@@ -21,6 +21,7 @@ const Command kCommands[] = {
     {"inspect", "describe an .h5ad file and check its spliced/unspliced counts", pv::cli::run_inspect},
     {"simulate", "draw a dataset with known truth from the model's generative process", pv::cli::run_simulate},
     {"fit", "fit the model to an .h5ad file and write the results into a copy", pv::cli::run_fit},
+    {"evaluate", "benchmark metrics (CBDir, ICCoh) of a fitted result against known transitions", pv::cli::run_evaluate},
 };
 
 void print_usage(FILE* out) {

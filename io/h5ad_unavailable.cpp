@@ -1,5 +1,6 @@
 // Built instead of the HDF5 reader and writer when PV_HDF5 is OFF: the io API keeps its shape and
 // every file operation reports PV_ERR_UNSUPPORTED, so callers need no #if of their own.
+#include "io/h5ad_layers.h"
 #include "io/h5ad_reader.h"
 #include "io/h5ad_writer.h"
 #include "io/model_file.h"
@@ -19,6 +20,8 @@ namespace {
 AnnData read_h5ad(const std::string& path, const ReadOptions&) { no_hdf5(path); }
 
 H5adSummary describe_h5ad(const std::string& path) { no_hdf5(path); }
+
+DenseMatrix<float> read_dense_layer(const std::string& path, const std::string&) { no_hdf5(path); }
 
 void write_h5ad(const std::string& path, const AnnData&) { no_hdf5(path); }
 
