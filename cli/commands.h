@@ -12,5 +12,6 @@ int run_inspect(const std::vector<std::string>& args);
 int run_simulate(const std::vector<std::string>& args);
 int run_fit(const std::vector<std::string>& args);
 int run_evaluate(const std::vector<std::string>& args);
+int run_plot(const std::vector<std::string>& args);
 
 }  // namespace pv::cli

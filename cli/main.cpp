@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"simulate", "draw a dataset with known truth from the model's generative process", pv::cli::run_simulate},
     {"fit", "fit the model to an .h5ad file and write the results into a copy", pv::cli::run_fit},
     {"evaluate", "benchmark metrics (CBDir, ICCoh) of a fitted result against known transitions", pv::cli::run_evaluate},
+    {"plot", "draw SVG figures (velocity, uncertainty, latent time, loss, phase portraits) from a fit", pv::cli::run_plot},
 };
 
 void print_usage(FILE* out) {
