@@ -142,6 +142,30 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
     velocity_norm[c] = std::sqrt(squared);
   }
 
+  // Without the sqrt transform the centred correlation needs only dot products over the kept
+  // genes: sum (d - mean d) v_i = X_j . v_i - X_i . v_i (v_i is centred), and
+  // |d - mean d|^2 = |X_j|^2 - 2 X_i . X_j + |X_i|^2 - G (mean d)^2, with d = X_j - X_i. The rows
+  // of X are gathered once into a contiguous matrix so those products vectorise.
+  std::vector<float> compact;
+  std::vector<double> row_sum, row_squares;
+  if (!sqrt_transform) {
+    compact.resize(static_cast<size_t>(cells * G));
+    row_sum.assign(static_cast<size_t>(cells), 0.0);
+    row_squares.assign(static_cast<size_t>(cells), 0.0);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < cells; ++c) {
+      float* row = compact.data() + c * G;
+      double sum = 0, squares = 0;
+      for (int64_t g = 0; g < G; ++g) {
+        row[g] = X[c * genes + kept_genes[g]];
+        sum += row[g];
+        squares += double(row[g]) * row[g];
+      }
+      row_sum[c] = sum;
+      row_squares[c] = squares;
+    }
+  }
+
   std::vector<std::vector<int64_t>> row_indices(static_cast<size_t>(cells));
   std::vector<std::vector<double>> row_cosines(static_cast<size_t>(cells));
   const int64_t k = knn.k;
@@ -163,6 +187,30 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
       const double* vi = centred_velocity.data() + i * G;
       std::vector<double>& cosines = row_cosines[i];
       cosines.resize(candidates.size());
+      if (!sqrt_transform) {
+        const float* xi = compact.data() + i * G;
+        double xi_v = 0;
+#pragma omp simd reduction(+ : xi_v)
+        for (int64_t g = 0; g < G; ++g) xi_v += double(xi[g]) * vi[g];
+        for (size_t e = 0; e < candidates.size(); ++e) {
+          const int64_t j = candidates[e];
+          is_candidate[j] = 0;
+          const float* xj = compact.data() + j * G;
+          double xj_v = 0, xi_xj = 0;
+#pragma omp simd reduction(+ : xj_v, xi_xj)
+          for (int64_t g = 0; g < G; ++g) {
+            xj_v += double(xj[g]) * vi[g];
+            xi_xj += double(xj[g]) * double(xi[g]);
+          }
+          const double mean = (row_sum[j] - row_sum[i]) / double(std::max<int64_t>(G, 1));
+          double squared = row_squares[j] - 2 * xi_xj + row_squares[i] - double(G) * mean * mean;
+          // Identical rows leave only rounding here; the direct form gives exactly 0 for them.
+          if (squared <= 1e-12 * (row_squares[i] + row_squares[j])) squared = 0;
+          const double norms = std::sqrt(squared) * velocity_norm[i];
+          cosines[e] = norms > 0 ? std::clamp((xj_v - xi_v) / norms, -1.0, 1.0) : 0.0;
+        }
+        continue;
+      }
       for (size_t e = 0; e < candidates.size(); ++e) {
         const int64_t j = candidates[e];
         is_candidate[j] = 0;
