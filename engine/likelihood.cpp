@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/error.h"
+#include "engine/gene_slots.h"
 #include "kernels/dynamics.h"
 #include "kernels/math.h"
 #include "kernels/sampling.h"
@@ -89,15 +90,13 @@ double cell_gene_log_likelihood(const CountView& data, const ModelOptions& o, co
 
   // Gene-level quantities shared by all cells: starts, the state at the switch, switching time.
   std::vector<double> u0(static_cast<size_t>(G), 0.0), s0(static_cast<size_t>(G), 0.0);
-  std::vector<DynamicsWithGrad<double>> at_switch(static_cast<size_t>(G));
+  const std::vector<DynamicsWithGrad<double>> at_switch = switch_states(o, gene, G);
   std::vector<double> switching(static_cast<size_t>(G));
   for (int64_t g = 0; g < G; ++g) {
     if (o.add_offset) {
       u0[g] = gene[kUOffset][g];
       s0[g] = gene[kSOffset][g];
     }
-    at_switch[g] = mrna_dynamics_with_grad(gene[kDtSwitching][g], u0[g], s0[g], gene[kAlpha][g], gene[kBeta][g],
-                                           gene[kGamma][g]);
     switching[g] = gene[kT0][g] + gene[kDtSwitching][g];
   }
 
@@ -272,23 +271,15 @@ double cell_gene_log_likelihood(const CountView& data, const ModelOptions& o, co
   for (const ChunkSums& acc : sums)
     for (int s = 0; s < ChunkSums::kSlots; ++s)
       for (int64_t g = 0; g < G; ++g) total.slot[s][g] += acc.slot[s][g];
-  for (int s = 0; s < kGeneSites; ++s) grad->gene[s].assign(static_cast<size_t>(G), 0.0);
-  for (int64_t g = 0; g < G; ++g) {
-    for (int s = 0; s < kGeneSites; ++s) grad->gene[s][g] = total.slot[s][g];
-    const double g_sw = total.slot[ChunkSums::kSwitching][g];
-    grad->gene[kT0][g] += g_sw;
-    grad->gene[kDtSwitching][g] += g_sw;
-    const double gu = total.slot[ChunkSums::kUInf][g], gs = total.slot[ChunkSums::kSInf][g];
-    const DynamicsWithGrad<double>& d = at_switch[g];
-    grad->gene[kDtSwitching][g] += gu * d.du[kDynTau] + gs * d.ds[kDynTau];
-    grad->gene[kAlpha][g] += gu * d.du[kDynAlpha] + gs * d.ds[kDynAlpha];
-    grad->gene[kBeta][g] += gu * d.du[kDynBeta] + gs * d.ds[kDynBeta];
-    grad->gene[kGamma][g] += gu * d.du[kDynGamma] + gs * d.ds[kDynGamma];
-    if (o.add_offset) {
-      grad->gene[kUOffset][g] += gu * d.du[kDynU0] + gs * d.ds[kDynU0];
-      grad->gene[kSOffset][g] += gu * d.du[kDynS0] + gs * d.ds[kDynS0];
-    }
-  }
+  // The same chain to the gene sites as the vectorised and CUDA paths, from their slot order.
+  std::vector<double> slots(static_cast<size_t>(kGeneSlots * G));
+  const std::pair<int, int> slot_of[] = {
+      {kSlotAlpha, kAlpha}, {kSlotBeta, kBeta},     {kSlotGamma, kGamma},          {kSlotT0, kT0},
+      {kSlotUScale, kUScale}, {kSlotU0, kUOffset}, {kSlotS0, kSOffset},           {kSlotUInf, ChunkSums::kUInf},
+      {kSlotSInf, ChunkSums::kSInf}, {kSlotSwitch, ChunkSums::kSwitching}};
+  for (const auto& [slot, source] : slot_of)
+    std::copy(total.slot[source].begin(), total.slot[source].end(), slots.begin() + int64_t(slot) * G);
+  chain_gene_slots(o, at_switch, slots, G, grad);
   if (nb) {
     grad->log_dispersion_u = total.slot[ChunkSums::kRu];
     grad->log_dispersion_s = total.slot[ChunkSums::kRs];

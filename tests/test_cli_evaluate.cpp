@@ -15,34 +15,17 @@
 #include "io/h5ad_reader.h"
 #include "io/h5ad_writer.h"
 #include "pv_build_config.h"
+#include "cli_runner.h"
 #include "test_h5ad_support.h"
 
 namespace {
 
-struct Outcome {
-  int exit_code = -1;
-  std::string out, err;
-};
+using pv_test::Outcome;
 
-std::string shell_quoted(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-// Runs `pvengine evaluate args...`, stdout and stderr captured in a directory of their own.
-Outcome evaluate(const std::vector<std::string>& args) {
-  static const pv_test::TempDir capture;
-  const std::string out = capture.file("stdout"), err = capture.file("stderr");
-  std::string command = shell_quoted(PV_CLI) + " evaluate";
-  for (const std::string& a : args) command += " " + shell_quoted(a);
-  command += " >" + shell_quoted(out) + " 2>" + shell_quoted(err) + " </dev/null";
-  const int status = std::system(command.c_str());
-  Outcome outcome;
-  outcome.exit_code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  outcome.out = pv_test::file_bytes(out);
-  outcome.err = pv_test::file_bytes(err);
-  return outcome;
+// Runs `pvengine evaluate args...`.
+Outcome evaluate(std::vector<std::string> args) {
+  args.insert(args.begin(), "evaluate");
+  return pv_test::run_program(PV_CLI, args);
 }
 
 bool contains(const std::string& text, const std::string& fragment) { return text.find(fragment) != std::string::npos; }

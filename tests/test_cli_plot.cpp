@@ -15,38 +15,16 @@
 #include "io/h5ad_writer.h"
 #include "pv_build_config.h"
 #include "svg_check.h"
+#include "cli_runner.h"
 #include "test_h5ad_support.h"
 
 namespace {
 
-struct Outcome {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string shell_quoted(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-Outcome run(const std::string& program, const std::vector<std::string>& args) {
-  static const pv_test::TempDir capture;
-  const std::string out = capture.file("stdout"), err = capture.file("stderr");
-  std::string command = shell_quoted(program);
-  for (const std::string& a : args) command += " " + shell_quoted(a);
-  command += " >" + shell_quoted(out) + " 2>" + shell_quoted(err) + " </dev/null";
-  const int status = std::system(command.c_str());
-  Outcome outcome;
-  outcome.exit_code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  outcome.out = pv_test::file_bytes(out);
-  outcome.err = pv_test::file_bytes(err);
-  return outcome;
-}
+using pv_test::Outcome;
 
 Outcome pvengine(std::vector<std::string> args) {
   args.insert(args.begin(), "plot");
-  return run(PV_CLI, args);
+  return pv_test::run_program(PV_CLI, args);
 }
 
 bool contains(const std::string& text, const std::string& fragment) { return text.find(fragment) != std::string::npos; }
@@ -346,7 +324,7 @@ TEST_CASE("cli plot: a figure renders to PNG (rsvg-convert, when installed)") {
   for (const char* figure : kFigures) {
     INFO("figure: " << figure);
     const std::string png = dir.file(std::string(figure) + ".png");
-    const Outcome render = run("rsvg-convert", {"-o", png, dir.file(std::string("out/") + figure)});
+    const Outcome render = pv_test::run_program("rsvg-convert", {"-o", png, dir.file(std::string("out/") + figure)});
     REQUIRE_MESSAGE(render.exit_code == 0, render.err);
     const std::string bytes = pv_test::file_bytes(png);
     CHECK(bytes.compare(0, 8, std::string("\x89PNG\r\n\x1a\n", 8)) == 0);
