@@ -4,8 +4,8 @@
 set -euo pipefail
 
 required=(cmake g++ ninja-build pkg-config libhdf5-dev doctest-dev python3)
-# Optional: test oracles and interop checks use them when present (they skip without them).
-optional=(python3-numpy python3-scipy python3-anndata hdf5-tools)
+# Optional: test oracles, interop and SVG-rendering checks use them when present (they skip without them).
+optional=(python3-numpy python3-scipy python3-anndata hdf5-tools librsvg2-bin)
 
 missing=()
 for pkg in "${required[@]}" "${optional[@]}"; do
