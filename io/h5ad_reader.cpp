@@ -216,6 +216,17 @@ bool read_column(hid_t frame, const std::string& frame_name, const std::string& 
   return false;
 }
 
+// A dataframe's column names: its column-order attribute, or (older writers) every child but the
+// index and the legacy __categories group.
+std::vector<std::string> frame_column_names(hid_t frame, const std::string& frame_name, const std::string& index_name,
+                                            const Where& where) {
+  if (auto order = h5::string_array_attribute(frame, "column-order", where(frame_name))) return *order;
+  std::vector<std::string> names;
+  for (const std::string& child : h5::child_names(frame))
+    if (child != index_name && child != "__categories") names.push_back(child);
+  return names;
+}
+
 DataFrame read_dataframe(hid_t file, const std::string& frame_name, const Where& where,
                          std::vector<std::string>& skipped) {
   const NodeKind kind = h5::node_kind(file, frame_name);
@@ -246,14 +257,7 @@ DataFrame read_dataframe(hid_t file, const std::string& frame_name, const Where&
   }
   const int64_t rows = static_cast<int64_t>(result.index.size());
 
-  std::vector<std::string> names;
-  if (auto order = h5::string_array_attribute(frame, "column-order", where(frame_name))) {
-    names = *order;
-  } else {
-    for (const std::string& child : h5::child_names(frame)) {
-      if (child != index_name && child != "__categories") names.push_back(child);
-    }
-  }
+  const std::vector<std::string> names = frame_column_names(frame, frame_name, index_name, where);
   for (const std::string& name : names) {
     if (h5::node_kind(frame, name) == NodeKind::kMissing) {
       fail(PV_ERR_FORMAT, where(frame_name) + ": column '" + name +
@@ -730,14 +734,7 @@ std::vector<ElementSummary> summarize_frame(hid_t file, const std::string& frame
     const Handle index = open_dataset(frame, index_name, where);
     rows = h5::element_count({index, false, where(frame_name + "/" + index_name)});
   }
-  std::vector<std::string> names;
-  if (auto order = h5::string_array_attribute(frame, "column-order", where(frame_name))) {
-    names = *order;
-  } else {
-    for (const std::string& child : h5::child_names(frame)) {
-      if (child != index_name && child != "__categories") names.push_back(child);
-    }
-  }
+  const std::vector<std::string> names = frame_column_names(frame, frame_name, index_name, where);
   for (const std::string& name : names) {
     if (h5::node_kind(frame, name) == NodeKind::kMissing) continue;
     columns.push_back(summarize(frame, name, frame_name + "/" + name, where));

@@ -2,6 +2,8 @@
 // whole ELBO gradient against finite differences.
 #include <doctest/doctest.h>
 
+#include "tests/oracle_file.h"
+
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -18,34 +20,12 @@
 
 namespace {
 
-using Golden = std::map<std::string, std::vector<double>>;
-
-const Golden& oracle() {
-  static const Golden golden = [] {
-    Golden g;
-    std::ifstream in(std::string(PV_SOURCE_DIR) + "/tests/oracle/model_oracle.txt");
-    REQUIRE_MESSAGE(in.good(), "tests/oracle/model_oracle.txt is missing");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream fields(line);
-      std::string name;
-      size_t count;
-      fields >> name >> count;
-      std::vector<double>& v = g[name];
-      v.resize(count);
-      for (double& x : v) fields >> x;
-    }
-    return g;
-  }();
+const pv_test::Golden& oracle() {
+  static const pv_test::Golden golden = pv_test::read_oracle("tests/oracle/model_oracle.txt");
   return golden;
 }
 
-const std::vector<double>& at(const std::string& name) {
-  const auto it = oracle().find(name);
-  REQUIRE_MESSAGE(it != oracle().end(), "oracle has no " << name);
-  return it->second;
-}
+const std::vector<double>& at(const std::string& name) { return pv_test::oracle_at(oracle(), name); }
 
 std::shared_ptr<pv::io::AnnData> oracle_data() {
   auto d = std::make_shared<pv::io::AnnData>();

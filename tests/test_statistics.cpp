@@ -3,6 +3,8 @@
 // and PCA projection against the independent numpy oracle (tests/oracle/statistics_oracle.py).
 #include <doctest/doctest.h>
 
+#include "tests/oracle_file.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -22,35 +24,12 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-using Golden = std::map<std::string, std::vector<double>>;
-
-const Golden& oracle() {
-  static const Golden golden = [] {
-    Golden g;
-    std::ifstream in(std::string(PV_SOURCE_DIR) + "/tests/oracle/statistics_oracle.txt");
-    REQUIRE_MESSAGE(in.good(), "tests/oracle/statistics_oracle.txt is missing");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream fields(line);
-      std::string name, token;
-      size_t count = 0;
-      fields >> name >> count;
-      std::vector<double>& v = g[name];
-      // strtod, unlike operator>>, reads "nan".
-      while (fields >> token) v.push_back(std::strtod(token.c_str(), nullptr));
-      REQUIRE_MESSAGE(v.size() == count, "oracle line " << name << " has " << v.size() << " of " << count);
-    }
-    return g;
-  }();
+const pv_test::Golden& oracle() {
+  static const pv_test::Golden golden = pv_test::read_oracle("tests/oracle/statistics_oracle.txt");
   return golden;
 }
 
-const std::vector<double>& at(const std::string& name) {
-  const auto it = oracle().find(name);
-  REQUIRE_MESSAGE(it != oracle().end(), "oracle has no " << name);
-  return it->second;
-}
+const std::vector<double>& at(const std::string& name) { return pv_test::oracle_at(oracle(), name); }
 
 int64_t scalar(const std::string& name) { return int64_t(at(name)[0]); }
 
