@@ -214,16 +214,9 @@ int run_fit(const std::vector<std::string>& args) {
   if (stats) {
     if (!data->obsm.count("X_" + stats_options.basis))
       fail(PV_ERR_INVALID_ARGUMENT, "obsm has no X_" + stats_options.basis + " for the velocity projection (choose --basis NAME, or --no-stats)");
-    const auto existing = data->obsm.find("X_pca");
-    const int64_t components = existing != data->obsm.end() ? existing->second.cols : std::min<int64_t>(30, std::min(C - 1, G));
-    const PcaResult pca = log_expression_pca(data->layers.at("spliced"), components, settings.seed);
-    if (existing == data->obsm.end()) {
-      data->obsm["X_pca"] = io::DenseMatrix<double>{C, pca.components, pca.scores};
-      std::printf("obsm has no X_pca: computed %lld principal components of log expression for the kNN graph\n",
-                  (long long)pca.components);
-    }
-    stats_options.pca_loadings = pca.loadings;
-    stats_options.pca_components = pca.components;
+    std::string note;
+    prepare_statistics(*data, &stats_options, settings.seed, &note);
+    if (!note.empty()) std::printf("%s\n", note.c_str());
   }
 
   Fit fit(data, settings);

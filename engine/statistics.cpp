@@ -10,6 +10,7 @@
 
 #include "engine/correlation.h"
 #include "engine/error.h"
+#include "engine/pca.h"
 
 namespace pv {
 namespace {
@@ -395,16 +396,19 @@ std::vector<double> descending_ranks(const std::vector<double>& values) {
 }
 
 
-// V = beta ut / u_scale - gamma st (MODEL.md section 7).
-std::vector<float> sample_velocity(const GeneDraw& draw, const std::vector<float>& ut, const std::vector<float>& st,
-                                   int64_t cells, int64_t genes) {
-  std::vector<float> v(static_cast<size_t>(cells * genes));
+// V = beta ut / u_scale - gamma st (MODEL.md section 7), cells x genes into out.
+void sample_velocity(const StatisticsSample& draw, int64_t cells, int64_t genes, float* out) {
   for (int64_t c = 0; c < cells; ++c)
     for (int64_t g = 0; g < genes; ++g) {
       const int64_t e = c * genes + g;
-      v[e] = float(draw.site[kBeta][g] * ut[e] / draw.site[kUScale][g] - draw.site[kGamma][g] * st[e]);
+      out[e] = float(draw.beta[g] * draw.ut[e] / draw.u_scale[g] - draw.gamma[g] * draw.st[e]);
     }
-  return v;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + ")";
 }
 
 // The requested rows and the first `columns` columns of an obsm matrix, row-major.
@@ -463,19 +467,25 @@ GeneRanking rank_genes(std::vector<double> mean_mae, std::vector<double> time_co
   return ranking;
 }
 
-PosteriorStatistics compute_statistics(const VelocityModel& model, const PosteriorOptions& posterior,
+PosteriorStatistics compute_statistics(const StatisticsInput& input, const StatisticsSamples& samples,
                                        const StatisticsOptions& options) {
-  const int64_t S = posterior.num_samples, G = model.layout().genes, all_cells = model.layout().cells;
-  require(S >= 1, PV_ERR_INVALID_ARGUMENT, "compute_statistics: posterior.num_samples must be >= 1");
-  const std::shared_ptr<const io::AnnData>& anndata = model.data().anndata;
-  require(anndata != nullptr, PV_ERR_INVALID_ARGUMENT, "compute_statistics: the model has no AnnData");
-  const auto pca_it = anndata->obsm.find("X_pca");
-  require(pca_it != anndata->obsm.end(), PV_ERR_INVALID_ARGUMENT, "compute_statistics: obsm has no X_pca (the kNN space)");
+  const int64_t S = input.samples, G = input.genes;
+  require(S >= 1, PV_ERR_INVALID_ARGUMENT, "compute_statistics: the number of samples must be >= 1");
+  require(input.anndata != nullptr && input.spliced != nullptr, PV_ERR_INVALID_ARGUMENT,
+          "compute_statistics: no AnnData or no observed spliced counts");
+  const io::AnnData& anndata = *input.anndata;
+  const int64_t all_cells = input.spliced->rows;
+  require(input.spliced->cols == G, PV_ERR_INVALID_ARGUMENT, "compute_statistics: the samples have " +
+                                                                 std::to_string(G) + " genes but the data has " +
+                                                                 std::to_string(input.spliced->cols));
+  const auto pca_it = anndata.obsm.find("X_pca");
+  require(pca_it != anndata.obsm.end() || options.knn_space.rows > 0, PV_ERR_INVALID_ARGUMENT,
+          "compute_statistics: obsm has no X_pca (the kNN space)");
   const std::string embedding_key = "X_" + options.basis;
-  const auto embedding_it = anndata->obsm.find(embedding_key);
-  require(embedding_it != anndata->obsm.end(), PV_ERR_INVALID_ARGUMENT,
-          "compute_statistics: obsm has no " + embedding_key + " (options.basis = '" + options.basis + "')");
-  const io::DenseMatrix<double>& x_pca = pca_it->second;
+  const auto embedding_it = anndata.obsm.find(embedding_key);
+  require(embedding_it != anndata.obsm.end(), PV_ERR_INVALID_ARGUMENT,
+          "compute_statistics: obsm has no " + embedding_key + " (vector_field_basis = '" + options.basis + "')");
+  const io::DenseMatrix<double>& x_pca = pca_it != anndata.obsm.end() ? pca_it->second : options.knn_space;
   const io::DenseMatrix<double>& x_embedding = embedding_it->second;
   require(x_pca.rows == all_cells && x_pca.cols >= 1, PV_ERR_INVALID_ARGUMENT,
           "compute_statistics: obsm X_pca must have one row per cell");
@@ -485,43 +495,52 @@ PosteriorStatistics compute_statistics(const VelocityModel& model, const Posteri
   require(!with_pca || (options.pca_components >= 2 && int64_t(options.pca_loadings.size()) == G * options.pca_components),
           PV_ERR_INVALID_ARGUMENT,
           "compute_statistics: options.pca_loadings must hold genes x pca_components values, pca_components >= 2");
+  require(options.neighbours >= 2, PV_ERR_INVALID_ARGUMENT,
+          "compute_statistics: n_neighbors must be >= 2, got " + std::to_string(options.neighbours));
 
-  std::vector<int64_t> rows = posterior.cells;
+  std::vector<int64_t> rows = input.rows;
   if (rows.empty()) {
     rows.resize(static_cast<size_t>(all_cells));
     std::iota(rows.begin(), rows.end(), int64_t(0));
   }
   for (int64_t r : rows)
     require(r >= 0 && r < all_cells, PV_ERR_INVALID_ARGUMENT,
-            "compute_statistics: posterior.cells holds " + std::to_string(r) + ", outside [0, cells)");
+            "compute_statistics: the samples' cells hold " + std::to_string(r) + ", outside [0, cells)");
   const int64_t C = int64_t(rows.size());
-  const Knn knn = knn_graph(select_rows(x_pca, rows, x_pca.cols).data(), C, x_pca.cols, options.neighbours);
+  require(C >= 2, PV_ERR_INVALID_ARGUMENT, "compute_statistics: needs at least 2 cells");
+  const Knn knn = knn_graph(select_rows(x_pca, rows, x_pca.cols).data(), C, x_pca.cols, std::min(options.neighbours, C));
   const std::vector<double> embedding = select_rows(x_embedding, rows, 2);
 
-  PosteriorOptions stream = posterior;
-  stream.predictive_counts = true;  // the gene ranking compares the predictive s with the data
-  const std::vector<double> observed_spliced = observed_rows(*model.data().counts.spliced, rows);
+  const std::vector<double> observed_spliced = observed_rows(*input.spliced, rows);
   std::vector<double> observed_mean(size_t(G), 0.0);
   for (int64_t c = 0; c < C; ++c)
     for (int64_t g = 0; g < G; ++g) observed_mean[g] += observed_spliced[c * G + g] / double(C);
   std::vector<double> mean_mae(size_t(G), 0.0), time_correlation(size_t(G), 0.0);
 
-  // Pass 1: moments of ut, st and V over samples; everything that does not need st's mean.
+  // Pass 1: moments of ut, st and V over samples; everything that does not need st's mean. The
+  // velocities are kept for pass 2 when they fit the cache, else drawn again there.
   std::vector<double> mean_ut(size_t(C * G), 0.0), mean_st(size_t(C * G), 0.0), m2_ut(size_t(C * G), 0.0),
       m2_st(size_t(C * G), 0.0), mean_velocity(size_t(C * G), 0.0);
   std::vector<double> original_magnitude(size_t(S * C)), field(size_t(S * C * 2)), pca_field;
   if (with_pca) pca_field.resize(size_t(S * C * 2));
+  const bool cache_velocities =
+      !options.spliced_per_sample && double(S) * double(C * G) * sizeof(float) <= double(options.sample_cache_bytes);
+  std::vector<float> cached_velocities;
+  if (cache_velocities) cached_velocities.resize(size_t(S * C * G));
   int64_t seen = 0;
-  auto embed_sample = [&](int64_t sample, const std::vector<float>& spliced, const std::vector<float>& velocity) {
-    const VelocityGraph graph = velocity_graph(spliced.data(), velocity.data(), C, G, knn);
+  auto embed_sample = [&](int64_t sample, const float* spliced, const float* velocity) {
+    const VelocityGraph graph = velocity_graph(spliced, velocity, C, G, knn);
     const std::vector<double> embedded = velocity_embedding(graph, embedding.data(), C, 2, true);
     std::copy(embedded.begin(), embedded.end(), field.begin() + sample * C * 2);
   };
-  stream_whole_samples(model, stream, C, G, [&](const GeneDraw& draw, const WholeSample& whole) {
-    const std::vector<float>& ut = whole.ut;
-    const std::vector<float>& st = whole.st;
+  std::vector<float> velocity(size_t(C * G));
+  samples(true, [&](const StatisticsSample& draw) {
+    require(seen < S, PV_ERR_INTERNAL, "compute_statistics: more samples than announced");
+    const float* ut = draw.ut;
+    const float* st = draw.st;
     const int64_t sample = seen++;
-    const std::vector<float> velocity = sample_velocity(draw, ut, st, C, G);
+    sample_velocity(draw, C, G, velocity.data());
+    if (cache_velocities) std::copy(velocity.begin(), velocity.end(), cached_velocities.begin() + sample * C * G);
     const double count = double(seen);
     for (int64_t e = 0; e < C * G; ++e) {
       const double du = ut[e] - mean_ut[e], ds = st[e] - mean_st[e];
@@ -543,27 +562,35 @@ PosteriorStatistics compute_statistics(const VelocityModel& model, const Posteri
         for (int64_t k = 0; k < 2; ++k) pca_field[(sample * C + c) * 2 + k] = projected[c * options.pca_components + k];
     }
     std::vector<double> st_of_gene(static_cast<size_t>(C));
+    const std::vector<double> cell_time(draw.cell_time, draw.cell_time + C);
     for (int64_t g = 0; g < G; ++g) {
       double absolute_error = 0;
       for (int64_t c = 0; c < C; ++c) {
-        absolute_error += std::abs(observed_spliced[c * G + g] - double(whole.s[c * G + g]));
+        absolute_error += std::abs(observed_spliced[c * G + g] - double(draw.s[c * G + g]));
         st_of_gene[c] = st[c * G + g];
       }
       mean_mae[g] += -(absolute_error / double(C)) / observed_mean[g] / double(S);
-      if (C >= 2) time_correlation[g] += pearson(st_of_gene, whole.cell_time) / double(S);
+      time_correlation[g] += pearson(st_of_gene, cell_time) / double(S);
     }
-    if (options.spliced_per_sample) embed_sample(sample, st, velocity);
+    if (options.spliced_per_sample) embed_sample(sample, st, velocity.data());
   });
+  require(seen == S, PV_ERR_INTERNAL, "compute_statistics: fewer samples than announced");
 
   const std::vector<float> mean_st_float(mean_st.begin(), mean_st.end());
   if (!options.spliced_per_sample) {
-    // Pass 2: the same draws again (they are counter-based), each velocity against the mean st.
-    seen = 0;
-    stream.predictive_counts = false;
-    stream_whole_samples(model, stream, C, G, [&](const GeneDraw& draw, const WholeSample& whole) {
-      embed_sample(seen++, mean_st_float, sample_velocity(draw, whole.ut, whole.st, C, G));
-    });
+    // Pass 2: each sample's velocity against the mean st.
+    if (cache_velocities) {
+      for (int64_t sample = 0; sample < S; ++sample)
+        embed_sample(sample, mean_st_float.data(), cached_velocities.data() + sample * C * G);
+    } else {
+      seen = 0;
+      samples(false, [&](const StatisticsSample& draw) {
+        sample_velocity(draw, C, G, velocity.data());
+        embed_sample(seen++, mean_st_float.data(), velocity.data());
+      });
+    }
   }
+  cached_velocities = {};
   const std::vector<float> mean_velocity_float(mean_velocity.begin(), mean_velocity.end());
   const std::vector<double> mean_field = velocity_embedding(
       velocity_graph(mean_st_float.data(), mean_velocity_float.data(), C, G, knn), embedding.data(), C, 2, true);
@@ -603,6 +630,132 @@ PosteriorStatistics compute_statistics(const VelocityModel& model, const Posteri
     out["pca_fdri"] = to_array({C}, rayleigh_fdr(pca_angle, S, C));
   }
   return statistics;
+}
+
+PosteriorStatistics compute_statistics(const VelocityModel& model, const PosteriorOptions& posterior,
+                                       const StatisticsOptions& options) {
+  require(model.data().anndata != nullptr, PV_ERR_INVALID_ARGUMENT, "compute_statistics: the model has no AnnData");
+  const int64_t G = model.layout().genes;
+  const int64_t C = posterior.cells.empty() ? model.layout().cells : int64_t(posterior.cells.size());
+  StatisticsInput input;
+  input.anndata = model.data().anndata.get();
+  input.spliced = model.data().counts.spliced;
+  input.rows = posterior.cells;
+  input.samples = posterior.num_samples;
+  input.genes = G;
+  const std::vector<double> unit_scale(size_t(G), 1.0);
+  return compute_statistics(
+      input,
+      [&](bool with_counts, const std::function<void(const StatisticsSample&)>& visit) {
+        PosteriorOptions stream = posterior;
+        stream.predictive_counts = with_counts;
+        std::vector<float> cell_time(static_cast<size_t>(C));
+        stream_whole_samples(model, stream, C, G, [&](const GeneDraw& draw, const WholeSample& whole) {
+          std::copy(whole.cell_time.begin(), whole.cell_time.end(), cell_time.begin());
+          StatisticsSample sample;
+          sample.ut = whole.ut.data();
+          sample.st = whole.st.data();
+          sample.s = with_counts ? whole.s.data() : nullptr;
+          sample.cell_time = cell_time.data();
+          sample.beta = draw.site[kBeta].data();
+          sample.gamma = draw.site[kGamma].data();
+          sample.u_scale = draw.site[kUScale].empty() ? unit_scale.data() : draw.site[kUScale].data();
+          visit(sample);
+        });
+      },
+      options);
+}
+
+PosteriorStatistics compute_statistics(const io::AnnData& anndata, const std::map<std::string, Array>& samples,
+                                       const StatisticsOptions& options) {
+  const auto spliced_it = anndata.layers.find("spliced");
+  require(spliced_it != anndata.layers.end(), PV_ERR_INVALID_ARGUMENT, "compute_statistics: the data has no spliced layer");
+  const int64_t C = spliced_it->second.rows, G = spliced_it->second.cols;
+  auto find = [&](const char* key, std::vector<int64_t> shape, bool required) -> const Array* {
+    const auto it = samples.find(key);
+    if (it == samples.end()) {
+      require(!required, PV_ERR_INVALID_ARGUMENT, std::string("compute_statistics: the posterior samples have no '") + key + "'");
+      return nullptr;
+    }
+    const Array& a = it->second;
+    int64_t size = 1;
+    for (int64_t d : a.shape) size *= d;
+    require(a.shape == shape && size == int64_t(a.values.size()), PV_ERR_INVALID_ARGUMENT,
+            std::string("compute_statistics: posterior '") + key + "' has shape " + shape_text(a.shape) + ", expected " +
+                shape_text(shape) + " (samples, cells, genes of the data)");
+    for (float v : a.values)
+      require(std::isfinite(v), PV_ERR_INVALID_ARGUMENT, std::string("compute_statistics: posterior '") + key + "' holds " +
+                                                             std::to_string(v));
+    return &a;
+  };
+  const auto ut_it = samples.find("ut");
+  require(ut_it != samples.end() && ut_it->second.shape.size() == 3, PV_ERR_INVALID_ARGUMENT,
+          "compute_statistics: the posterior samples need 'ut' of shape (samples, cells, genes)");
+  const int64_t S = ut_it->second.shape[0];
+  require(S >= 1, PV_ERR_INVALID_ARGUMENT, "compute_statistics: the posterior holds no samples");
+  const Array* ut = find("ut", {S, C, G}, true);
+  const Array* st = find("st", {S, C, G}, true);
+  const Array* s = find("s", {S, C, G}, true);
+  const Array* beta = find("beta", {S, 1, G}, true);
+  const Array* gamma = find("gamma", {S, 1, G}, true);
+  const Array* cell_time = find("cell_time", {S, C, 1}, true);
+  const Array* u_scale = find("u_scale", {S, 1, G}, false);
+
+  StatisticsInput input;
+  input.anndata = &anndata;
+  input.spliced = &spliced_it->second;
+  input.samples = S;
+  input.genes = G;
+  std::vector<double> beta_g(static_cast<size_t>(G)), gamma_g(static_cast<size_t>(G)), scale_g(static_cast<size_t>(G), 1.0);
+  return compute_statistics(
+      input,
+      [&](bool, const std::function<void(const StatisticsSample&)>& visit) {
+        for (int64_t k = 0; k < S; ++k) {
+          for (int64_t g = 0; g < G; ++g) {
+            beta_g[g] = beta->values[k * G + g];
+            gamma_g[g] = gamma->values[k * G + g];
+            if (u_scale) scale_g[g] = u_scale->values[k * G + g];
+          }
+          StatisticsSample sample;
+          sample.ut = ut->values.data() + k * C * G;
+          sample.st = st->values.data() + k * C * G;
+          sample.s = s->values.data() + k * C * G;
+          sample.cell_time = cell_time->values.data() + k * C;
+          sample.beta = beta_g.data();
+          sample.gamma = gamma_g.data();
+          sample.u_scale = scale_g.data();
+          visit(sample);
+        }
+      },
+      options);
+}
+
+void prepare_statistics(const io::AnnData& data, StatisticsOptions* options, uint64_t seed, std::string* note) {
+  const auto spliced_it = data.layers.find("spliced");
+  require(spliced_it != data.layers.end(), PV_ERR_INVALID_ARGUMENT, "prepare_statistics: the data has no spliced layer");
+  const io::CountMatrix& spliced = spliced_it->second;
+  const int64_t C = spliced.rows, G = spliced.cols;
+  require(C >= 3 && G >= 2, PV_ERR_INVALID_ARGUMENT, "prepare_statistics: needs at least 3 cells and 2 genes");
+  const auto existing = data.obsm.find("X_pca");
+  const auto loadings = data.varm.find("PCs");
+  if (existing != data.obsm.end() && loadings != data.varm.end() && loadings->second.rows == G &&
+      loadings->second.cols >= 2) {
+    options->pca_loadings = loadings->second.values;
+    options->pca_components = loadings->second.cols;
+    return;
+  }
+  const int64_t components =
+      existing != data.obsm.end() ? existing->second.cols : std::min<int64_t>(30, std::min(C - 1, G));
+  require(components >= 2, PV_ERR_INVALID_ARGUMENT, "prepare_statistics: obsm X_pca needs at least 2 columns");
+  const PcaResult pca = log_expression_pca(spliced, components, seed);
+  if (existing == data.obsm.end()) {
+    options->knn_space = io::DenseMatrix<double>{C, pca.components, pca.scores};
+    if (note)
+      *note = "obsm has no X_pca: computed " + std::to_string(pca.components) +
+              " principal components of log expression for the kNN graph";
+  }
+  options->pca_loadings = pca.loadings;
+  options->pca_components = pca.components;
 }
 
 }  // namespace pv

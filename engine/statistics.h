@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/posterior.h"
+#include "io/anndata.h"
 
 namespace pv {
 
@@ -60,8 +61,9 @@ std::vector<double> direct_pca_projection(const float* V, int64_t cells, int64_t
                                           int64_t comps);
 
 // compute_statistics_from_posterior_samples (MODEL.md section 7), streaming over samples so no
-// S x C x G array is held. kNN on obsm "X_pca" (all columns, `neighbours` incl. self); embedding
-// obsm "X_<basis>" (its first two columns). Rows follow `posterior.cells` (empty: all cells).
+// S x C x G array need be held. kNN on obsm "X_pca" (all columns, `neighbours` incl. self, at most
+// the number of cells);
+// embedding obsm "X_<basis>" (its first two columns).
 struct StatisticsOptions {
   std::string basis = "umap";
   int64_t neighbours = 30;
@@ -72,6 +74,11 @@ struct StatisticsOptions {
   // The displacement X_j - X_i in the velocity graph uses the posterior-mean st for every sample
   // (as Pyro-Velocity sets its `spliced_pyro` layer); true: each sample's own st.
   bool spliced_per_sample = false;
+  // The second pass (each velocity against the mean st) reuses pass 1's velocities when S x C x G
+  // float32 fits in this many bytes; otherwise the samples are visited again.
+  int64_t sample_cache_bytes = int64_t(1) << 30;
+  // The kNN space when obsm has no X_pca (cells x dims); prepare_statistics fills it.
+  io::DenseMatrix<double> knn_space;
 };
 
 // Per-gene ranking (MODEL.md section 7), each value averaged over samples:
@@ -97,7 +104,46 @@ struct PosteriorStatistics {
   std::map<std::string, Array> arrays;
   GeneRanking gene_ranking;
 };
+
+// One posterior sample as the statistics read it: cells x genes row-major ut, st and the
+// predictive spliced counts s, the cell times, and the gene rates of V = beta ut / u_scale - gamma st.
+struct StatisticsSample {
+  const float* ut = nullptr;
+  const float* st = nullptr;
+  const float* s = nullptr;  // null when the visit was asked without counts
+  const float* cell_time = nullptr;
+  const double* beta = nullptr;
+  const double* gamma = nullptr;
+  const double* u_scale = nullptr;
+};
+// Visits the S samples in order, the same samples on every call; `with_counts` false lets the
+// source skip the predictive counts.
+using StatisticsSamples =
+    std::function<void(bool with_counts, const std::function<void(const StatisticsSample&)>& visit)>;
+
+struct StatisticsInput {
+  const io::AnnData* anndata = nullptr;    // obsm X_pca and X_<basis>, one row per data cell
+  const io::CountMatrix* spliced = nullptr;  // the observed spliced counts (data cells x genes)
+  std::vector<int64_t> rows;               // the data rows the samples cover (empty: all)
+  int64_t samples = 0, genes = 0;
+};
+
+PosteriorStatistics compute_statistics(const StatisticsInput& input, const StatisticsSamples& samples,
+                                       const StatisticsOptions& options = {});
+
+// The model's own posterior draws (posterior.num_samples with posterior.seed), never all held.
 PosteriorStatistics compute_statistics(const VelocityModel& model, const PosteriorOptions& posterior,
                                        const StatisticsOptions& options = {});
+
+// Samples held in memory (generate_posterior_samples' keys ut, st, s, beta, gamma, cell_time and
+// optionally u_scale) over every cell of `anndata`, whose layers["spliced"] are the observed counts.
+PosteriorStatistics compute_statistics(const io::AnnData& anndata, const std::map<std::string, Array>& samples,
+                                       const StatisticsOptions& options = {});
+
+// Fills in options what the statistics need but the data may lack: knn_space when obsm has no
+// X_pca (a PCA of log expression with min(30, cells - 1, genes) components; `note` says so) and pca_loadings
+// (varm "PCs" when present with X_pca, else from the PCA of log expression with as many components
+// as X_pca has columns).
+void prepare_statistics(const io::AnnData& data, StatisticsOptions* options, uint64_t seed, std::string* note = nullptr);
 
 }  // namespace pv

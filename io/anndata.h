@@ -71,7 +71,8 @@ struct AnnData {
   DataFrame obs, var;
   std::unique_ptr<CountMatrix> X;             // optional
   std::map<std::string, CountMatrix> layers;
-  std::map<std::string, DenseMatrix<double>> obsm;
+  std::map<std::string, DenseMatrix<double>> obsm;  // cells x k (X_pca, X_umap)
+  std::map<std::string, DenseMatrix<double>> varm;  // genes x k (PCs: the loadings of X_pca)
   UnsValue uns;                               // kind kDict
   Provenance source;
 };

@@ -473,33 +473,37 @@ CountMatrix load_matrix(hid_t file, const MatrixHeader& header, const ValueCheck
   return matrix;
 }
 
-// ---- obsm and uns --------------------------------------------------------------------------
+// ---- obsm, varm and uns --------------------------------------------------------------------------
 
-void read_obsm(hid_t file, int64_t n_obs, const Where& where, AnnData& result) {
-  if (h5::node_kind(file, "obsm") != NodeKind::kGroup) return;
-  const Handle group = open_group(file, "obsm", where);
+// Dense numeric 2-D arrays of obsm or varm (one row per cell / gene); anything else is skipped
+// with a note.
+void read_aligned_matrices(hid_t file, const std::string& group_name, const char* axis_name, int64_t axis_length,
+                           const Where& where, std::map<std::string, DenseMatrix<double>>& out,
+                           std::vector<std::string>& skipped) {
+  if (h5::node_kind(file, group_name) != NodeKind::kGroup) return;
+  const Handle group = open_group(file, group_name, where);
   for (const std::string& name : h5::child_names(group)) {
-    const std::string element = "obsm/" + name;
+    const std::string element = group_name + "/" + name;
     if (h5::node_kind(group, name) != NodeKind::kDataset) {
-      result.source.skipped.push_back(element + " (not a dense array)");
+      skipped.push_back(element + " (not a dense array)");
       continue;
     }
     const Handle dataset = open_dataset(group, name, where);
     const Readable source{dataset, false, where(element)};
     const std::vector<int64_t> dims = h5::shape(source);
     if (dims.size() != 2 || !h5::type_info(source).is_numeric()) {
-      result.source.skipped.push_back(element + " (not a 2-D numeric array)");
+      skipped.push_back(element + " (not a 2-D numeric array)");
       continue;
     }
-    if (dims[0] != n_obs) {
-      fail(PV_ERR_FORMAT, where(element) + " has " + std::to_string(dims[0]) + " rows but obs has " +
-                              std::to_string(n_obs) + " cells");
+    if (dims[0] != axis_length) {
+      fail(PV_ERR_FORMAT, where(element) + " has " + std::to_string(dims[0]) + " rows but " + axis_name + " has " +
+                              std::to_string(axis_length));
     }
     DenseMatrix<double> matrix;
     matrix.rows = dims[0];
     matrix.cols = dims[1];
     matrix.values = h5::read_numeric<double>(source);
-    result.obsm[name] = std::move(matrix);
+    out[name] = std::move(matrix);
   }
 }
 
@@ -637,7 +641,8 @@ AnnData read_h5ad(const std::string& path, const ReadOptions& options) {
     check_against_frames(x);
     result.X = std::make_unique<CountMatrix>(load_matrix(file, x, ValueChecks{false, true}, where));
   }
-  read_obsm(file, n_obs, where, result);
+  read_aligned_matrices(file, "obsm", "obs", n_obs, where, result.obsm, result.source.skipped);
+  read_aligned_matrices(file, "varm", "var", n_vars, where, result.varm, result.source.skipped);
   if (h5::node_kind(file, "uns") == NodeKind::kGroup) {
     const Handle uns = open_group(file, "uns", where);
     result.uns = read_uns_group(uns, "uns", 0, where, result.source.skipped);

@@ -301,6 +301,10 @@ void write_h5ad(const std::string& path, const AnnData& data) {
     check_key(name, "obsm", path);
     validate_dense(matrix, n_obs, -1, where("obsm/" + name));
   }
+  for (const auto& [name, matrix] : data.varm) {
+    check_key(name, "varm", path);
+    validate_dense(matrix, n_vars, -1, where("varm/" + name));
+  }
   if (data.uns.kind != UnsValue::Kind::kDict) {
     fail(PV_ERR_INVALID_ARGUMENT, where("uns") + " must be a dict");
   }
@@ -327,7 +331,11 @@ void write_h5ad(const std::string& path, const AnnData& data) {
       const Handle obsm = create_dict(file, "obsm", where);
       for (const auto& [name, matrix] : data.obsm) write_dense(obsm, name, matrix, where("obsm/" + name));
     }
-    for (const char* empty : {"varm", "obsp", "varp"}) create_dict(file, empty, where);
+    {
+      const Handle varm = create_dict(file, "varm", where);
+      for (const auto& [name, matrix] : data.varm) write_dense(varm, name, matrix, where("varm/" + name));
+    }
+    for (const char* empty : {"obsp", "varp"}) create_dict(file, empty, where);
     {
       const Handle uns = create_dict(file, "uns", where);
       for (const auto& [key, value] : data.uns.dict) write_uns_value(uns, key, value, where("uns/" + key));

@@ -333,6 +333,113 @@ static void check_model2_keys(const pv_dataset* data) {
   pv_options_free(options);
 }
 
+/* A statistics key's values (malloc'd) and their count, or NULL. */
+static double* copy_statistic(const pv_statistics* statistics, const char* key, int64_t* n) {
+  int32_t ndim = 0;
+  int64_t shape[3] = {0, 0, 0};
+  double* out;
+  *n = 0;
+  if (!EXPECT_STATUS(pv_statistics_shape(statistics, key, &ndim, shape), PV_OK, key)) return NULL;
+  *n = shape[0] * shape[1] * shape[2];
+  out = (double*)malloc((size_t)*n * sizeof(double));
+  if (out && !EXPECT_STATUS(pv_statistics_copy(statistics, key, out, *n), PV_OK, key)) {
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+static void check_statistic_shape(const pv_statistics* statistics, const char* key, int32_t ndim, int64_t a, int64_t b,
+                                  int64_t c) {
+  int32_t got_ndim = 0;
+  int64_t shape[3] = {0, 0, 0};
+  char what[160];
+  snprintf(what, sizeof what, "statistics '%s' has ndim %d and shape (%lld, %lld, %lld)", key, (int)ndim, (long long)a,
+           (long long)b, (long long)c);
+  EXPECT_STATUS(pv_statistics_shape(statistics, key, &got_ndim, shape), PV_OK, key);
+  EXPECT(got_ndim == ndim && shape[0] == a && shape[1] == b && shape[2] == c, what);
+}
+
+/* compute_statistics_from_posterior_samples through the ABI: an embedding set by the caller, the
+ * kNN space computed by the engine, the model's own draws and the same draws handed back as arrays
+ * give the same field; bad annotations and options are refused by name. */
+static void check_statistics(pv_dataset* data, const pv_model* model) {
+  static double umap[kCells * 2], bad_rows[(kCells - 1) * 2];
+  static const char* copied_keys[] = {"ut", "st", "s", "beta", "gamma", "cell_time", "u_scale"};
+  pv_statistics *drawn = NULL, *handed = NULL, *refused = (pv_statistics*)&failures;
+  pv_posterior *arrays = NULL, *posterior = NULL;
+  pv_options* options = options_with("vector_field_basis", "umap");
+  double *a, *b;
+  int64_t c, i, n = 0, m = 0;
+  float* values;
+  for (c = 0; c < kCells; ++c) {
+    umap[2 * c] = (double)c / kCells;
+    umap[2 * c + 1] = sin(0.2 * (double)c);
+  }
+  EXPECT_STATUS(pv_dataset_set_obsm(data, "X_umap", kCells, 2, umap), PV_OK, "pv_dataset_set_obsm X_umap");
+  EXPECT_STATUS(pv_dataset_set_obsm(data, "X_umap", kCells - 1, 2, bad_rows), PV_ERR_INVALID_ARGUMENT,
+                "X_umap with 59 rows for 60 cells");
+  EXPECT_ERROR_MENTIONS("60 cells", "obsm rows mismatch");
+  umap[5] = NAN;
+  EXPECT_STATUS(pv_dataset_set_obsm(data, "X_bad", kCells, 2, umap), PV_ERR_INVALID_ARGUMENT, "obsm with a NaN");
+  EXPECT_ERROR_MENTIONS("finite", "obsm with a NaN");
+  umap[5] = 0.0;
+
+  if (!EXPECT_STATUS(pv_model_statistics(model, kSamples, 7, options, &drawn), PV_OK, "pv_model_statistics")) return;
+  check_statistic_shape(drawn, "vector_field_posterior_samples", 3, kSamples, kCells, 2);
+  check_statistic_shape(drawn, "vector_field_posterior_mean", 2, kCells, 2, 1);
+  check_statistic_shape(drawn, "fdri", 1, kCells, 1, 1);
+  check_statistic_shape(drawn, "embeds_angle", 2, kSamples, kCells, 1);
+  check_statistic_shape(drawn, "st_std", 2, kCells, kGenes, 1);
+  check_statistic_shape(drawn, "pca_vector_field_posterior_samples", 3, kSamples, kCells, 2);
+  check_statistic_shape(drawn, "mean_mae_rank", 1, kGenes, 1, 1);
+  check_statistic_shape(drawn, "genes", 1, 4, 1, 1);
+  EXPECT(pv_statistics_key_count(drawn) == 18, "18 statistics keys (13 arrays, 4 gene columns, genes)");
+  EXPECT(pv_statistics_key(drawn, 18) == NULL, "key 18 is out of range");
+
+  /* The same draws, handed back as caller arrays. */
+  if (!EXPECT_STATUS(pv_model_sample(model, kSamples, 7, NULL, 0, 0, &posterior), PV_OK, "pv_model_sample")) return;
+  EXPECT_STATUS(pv_posterior_create(&arrays), PV_OK, "pv_posterior_create");
+  for (i = 0; i < (int64_t)(sizeof copied_keys / sizeof copied_keys[0]); ++i) {
+    int64_t shape[3];
+    if (pv_posterior_shape(posterior, copied_keys[i], shape) != PV_OK) continue; /* u_scale: model2 only */
+    values = copy_key(posterior, copied_keys[i], &n);
+    EXPECT_STATUS(pv_posterior_set(arrays, copied_keys[i], shape, values), PV_OK, copied_keys[i]);
+    free(values);
+  }
+  if (EXPECT_STATUS(pv_statistics_compute(data, arrays, options, &handed), PV_OK, "pv_statistics_compute")) {
+    a = copy_statistic(drawn, "vector_field_posterior_mean", &n);
+    b = copy_statistic(handed, "vector_field_posterior_mean", &m);
+    if (a && b && n == m) {
+      double worst = 0;
+      for (i = 0; i < n; ++i) worst = fmax(worst, fabs(a[i] - b[i]) / (1e-6 + fabs(a[i])));
+      EXPECT(worst < 1e-3, "drawn and handed-back samples give the same mean field");
+    }
+    free(a);
+    free(b);
+  }
+
+  pv_options_set(options, "vector_field_basis", "tsne");
+  EXPECT_STATUS(pv_statistics_compute(data, arrays, options, &refused), PV_ERR_INVALID_ARGUMENT, "basis tsne");
+  EXPECT_ERROR_MENTIONS("X_tsne", "basis tsne");
+  EXPECT(refused == NULL, "a failed pv_statistics_compute sets *out to NULL");
+  pv_options_free(options);
+  options = options_with("n_neighbours", "5");
+  EXPECT_STATUS(pv_model_statistics(model, 2, 1, options, &refused), PV_ERR_INVALID_ARGUMENT, "a misspelt option");
+  EXPECT_ERROR_MENTIONS("n_neighbours", "a misspelt option");
+  pv_posterior_free(arrays);
+  EXPECT_STATUS(pv_posterior_create(&arrays), PV_OK, "pv_posterior_create");
+  EXPECT_STATUS(pv_statistics_compute(data, arrays, NULL, &refused), PV_ERR_INVALID_ARGUMENT, "an empty posterior");
+  EXPECT_ERROR_MENTIONS("ut", "an empty posterior");
+
+  pv_posterior_free(arrays);
+  pv_posterior_free(posterior);
+  pv_options_free(options);
+  pv_statistics_free(drawn);
+  pv_statistics_free(handed);
+  pv_statistics_free(NULL);
+}
+
 int main(int argc, char** argv) {
   char model_path[512];
   pv_dataset* data = make_dataset(kCells, kGenes);
@@ -424,6 +531,7 @@ int main(int argc, char** argv) {
   EXPECT_STATUS(train(model, "train_faster", "2", &log), PV_OK, "training after a cancel");
   EXPECT(log.calls == 2, "2 epochs after a cancel");
 
+  check_statistics(data, model);
   check_refused_options(data);
   check_seed_defaults(data);
   check_model2_keys(data);

@@ -121,6 +121,7 @@ AnnData sample() {
   umap.cols = 2;
   umap.values = {1.5, -2.25, 1e-300, 3.0, 4.0, 5.5, -6.0, 7.125};
   a.obsm["X_umap"] = umap;
+  a.varm["PCs"] = pv::io::DenseMatrix<double>{3, 2, {0.1, -0.2, 0.3, 1e-200, -5.0, 6.5}};
 
   a.uns.dict["alpha"] = uns_number(0.25);
   a.uns.dict["n_steps"] = uns_integer(-42);
@@ -211,6 +212,14 @@ void check_same(const AnnData& a, const AnnData& b) {
   }
   REQUIRE(bool(a.X) == bool(b.X));
   if (a.X) check_same_counts(*a.X, *b.X);
+  REQUIRE(a.varm.size() == b.varm.size());
+  for (const auto& [name, m] : a.varm) {
+    INFO("varm " << name);
+    REQUIRE(b.varm.count(name) == 1);
+    CHECK(m.rows == b.varm.at(name).rows);
+    CHECK(m.cols == b.varm.at(name).cols);
+    CHECK(same_bits(m.values, b.varm.at(name).values));
+  }
   REQUIRE(a.obsm.size() == b.obsm.size());
   for (const auto& [name, m] : a.obsm) {
     INFO("obsm " << name);

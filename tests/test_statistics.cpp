@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <string>
@@ -432,8 +433,8 @@ TEST_CASE("statistics: compute_statistics agrees with the pipeline applied to ge
   bad.basis = "tsne";
   CHECK_THROWS_WITH_AS(pv::compute_statistics(model, posterior, bad), doctest::Contains("X_tsne"), pv::Error);
   bad = options;
-  bad.neighbours = C + 1;
-  CHECK_THROWS_AS(pv::compute_statistics(model, posterior, bad), pv::Error);
+  bad.neighbours = 1;
+  CHECK_THROWS_WITH_AS(pv::compute_statistics(model, posterior, bad), doctest::Contains("n_neighbors"), pv::Error);
   bad = options;
   bad.pca_loadings.pop_back();
   CHECK_THROWS_WITH_AS(pv::compute_statistics(model, posterior, bad), doctest::Contains("pca_loadings"), pv::Error);
@@ -478,6 +479,51 @@ TEST_CASE("statistics: compute_statistics on a subset of cells uses those rows o
   const std::vector<float> st_float(st_mean.begin(), st_mean.end()), velocity_float(velocity_mean.begin(), velocity_mean.end());
   check_close(stats.at("vector_field_posterior_mean").values,
               embedded_field(st_float, velocity_float, C, G, knn, embedding), 1e-4, "subset mean field");
+}
+
+TEST_CASE("statistics: samples held in memory, drawn twice, or cached give the same statistics") {
+  pv::SimulationOptions simulation;
+  simulation.cells = 40;
+  simulation.genes = 9;
+  simulation.seed = 21;
+  simulation.pca_components = 4;
+  const auto data = std::make_shared<pv::io::AnnData>(pv::simulate(simulation));
+  pv::ModelOptions model_options;
+  model_options.add_offset = true;  // model2-like: u_scale among the samples
+  const pv::VelocityModel model(pv::make_model_data(data), model_options, 6);
+  pv::PosteriorOptions posterior;
+  posterior.num_samples = 4;
+  posterior.seed = 2;
+  pv::StatisticsOptions options;
+  options.neighbours = 8;
+  pv::prepare_statistics(*data, &options, 0);
+  REQUIRE(options.pca_components == 4);  // as many as X_pca has columns
+
+  const pv::PosteriorStatistics cached = pv::compute_statistics(model, posterior, options);
+  pv::StatisticsOptions uncached = options;
+  uncached.sample_cache_bytes = 0;  // pass 2 draws the samples again
+  const pv::PosteriorStatistics redrawn = pv::compute_statistics(model, posterior, uncached);
+  const pv::PosteriorStatistics held = pv::compute_statistics(*data, pv::generate_posterior_samples(model, posterior), options);
+  REQUIRE(cached.arrays.size() == 13);
+  for (const auto& [key, array] : cached.arrays) {
+    CAPTURE(key);
+    CHECK(redrawn.arrays.at(key).values == array.values);
+    REQUIRE(held.arrays.at(key).shape == array.shape);
+    // The held samples carry float32 rates, the drawn ones double: agreement to float precision.
+    check_close(held.arrays.at(key).values, std::vector<double>(array.values.begin(), array.values.end()), 1e-3, key.c_str());
+  }
+  CHECK(held.gene_ranking.genes == cached.gene_ranking.genes);
+
+  // Held samples of the wrong shape or with a missing key are refused by name.
+  std::map<std::string, pv::Array> samples = pv::generate_posterior_samples(model, posterior);
+  samples.erase("s");
+  CHECK_THROWS_WITH_AS(pv::compute_statistics(*data, samples, options), doctest::Contains("'s'"), pv::Error);
+  samples = pv::generate_posterior_samples(model, posterior);
+  samples.at("beta").shape = {4, 1, 8};
+  CHECK_THROWS_WITH_AS(pv::compute_statistics(*data, samples, options), doctest::Contains("beta"), pv::Error);
+  samples = pv::generate_posterior_samples(model, posterior);
+  samples.at("st").values[5] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(pv::compute_statistics(*data, samples, options), doctest::Contains("st"), pv::Error);
 }
 
 TEST_CASE("statistics: rank_genes ranks descending with ties averaged and keeps 4 of the 300 best by mean_mae") {

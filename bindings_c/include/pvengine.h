@@ -102,6 +102,18 @@ PV_API pv_status pv_dataset_shape(const pv_dataset* dataset, int64_t* n_cells, i
 
 PV_API void pv_dataset_free(pv_dataset* dataset);
 
+/* Annotations the statistics read, attached by the caller (a binding passing an AnnData). Each
+ * replaces an entry of the same name. pv_dataset_set_obs: a numeric obs column of n_cells values
+ * (e.g. "u_lib_size_raw", "s_lib_size_raw", the library sizes of MODEL.md). pv_dataset_set_obsm:
+ * an n_cells x cols matrix (e.g. "X_pca" for the kNN graph, "X_umap" for the embedding).
+ * pv_dataset_set_varm: an n_genes x cols matrix ("PCs": the loadings behind X_pca). Values must be
+ * finite. Not to be called while another call uses the dataset or a model built on it. */
+PV_API pv_status pv_dataset_set_obs(pv_dataset* dataset, const char* key, int64_t n, const double* values);
+PV_API pv_status pv_dataset_set_obsm(pv_dataset* dataset, const char* key, int64_t rows, int64_t cols,
+                                     const double* values);
+PV_API pv_status pv_dataset_set_varm(pv_dataset* dataset, const char* key, int64_t rows, int64_t cols,
+                                     const double* values);
+
 
 /* ---- Options ---------------------------------------------------------------------------------
  * A pv_options is a list of key = value pairs (text, as Python writes them: "True", "None",
@@ -164,6 +176,40 @@ PV_API pv_status pv_posterior_shape(const pv_posterior* posterior, const char* k
 /* Copies the key's values (row-major, float32) into out, which holds capacity floats. */
 PV_API pv_status pv_posterior_copy(const pv_posterior* posterior, const char* key, float* out, int64_t capacity);
 PV_API void pv_posterior_free(pv_posterior* posterior);
+/* An empty posterior to fill with pv_posterior_set (a binding handing back samples it holds). */
+PV_API pv_status pv_posterior_create(pv_posterior** out);
+/* Stores a copy of shape[0] x shape[1] x shape[2] float32 values under key (replacing it). */
+PV_API pv_status pv_posterior_set(pv_posterior* posterior, const char* key, const int64_t shape[3],
+                                  const float* values);
+
+/* ---- Posterior statistics --------------------------------------------------------------------
+ * compute_statistics_from_posterior_samples (MODEL.md section 7, STATISTICS.md). The dataset must
+ * carry obsm "X_<basis>" (the embedding, >= 2 columns) and obsm "X_pca" (the kNN space; computed
+ * from log expression when absent); varm "PCs" gives the loadings of the pca_* keys (computed the
+ * same way when absent). Options keys: vector_field_basis (default "umap"), n_neighbors (30),
+ * seed (0, for the PCA). pv_statistics_compute reads the keys ut, st, s, beta, gamma, cell_time and
+ * u_scale (1 when absent) of a posterior over every cell of the dataset; pv_model_statistics draws
+ * num_samples samples with seed itself, streaming, so S x C x G is never held.
+ * Keys: vector_field_posterior_samples (S, C, 2), vector_field_posterior_mean (C, 2),
+ * embeds_magnitude, embeds_angle, original_spaces_embeds_magnitude (S, C), fdri (C), ut_mean,
+ * st_mean, ut_std, st_std (C, G), pca_vector_field_posterior_samples (S, C, 2), pca_embeds_angle
+ * (S, C), pca_fdri (C), and the gene ranking: mean_mae, time_correlation, mean_mae_rank,
+ * time_correlation_rank (G) and genes (the selected genes' 0-based column indices). */
+typedef struct pv_statistics pv_statistics;
+PV_API pv_status pv_statistics_compute(const pv_dataset* data, const pv_posterior* posterior,
+                                       const pv_options* options, pv_statistics** out);
+PV_API pv_status pv_model_statistics(const pv_model* model, int64_t num_samples, uint64_t seed,
+                                     const pv_options* options, pv_statistics** out);
+PV_API int64_t pv_statistics_key_count(const pv_statistics* statistics);
+/* The i-th key, or NULL when i is out of range; lives as long as the statistics. */
+PV_API const char* pv_statistics_key(const pv_statistics* statistics, int64_t i);
+/* The key's number of dimensions (1 to 3) and its shape (unused entries set to 1). */
+PV_API pv_status pv_statistics_shape(const pv_statistics* statistics, const char* key, int32_t* ndim,
+                                     int64_t shape[3]);
+/* Copies the key's values (row-major, double) into out, which holds capacity doubles. */
+PV_API pv_status pv_statistics_copy(const pv_statistics* statistics, const char* key, double* out,
+                                    int64_t capacity);
+PV_API void pv_statistics_free(pv_statistics* statistics);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
 // The C ABI's datasets: from an .h5ad file or from caller arrays, validated the same way.
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,6 +22,31 @@ void check_shape(int64_t n_cells, int64_t n_genes) {
                   " overflows 64 bits");
   pv::require(n_genes <= INT32_MAX, PV_ERR_INVALID_ARGUMENT,
               "n_genes is " + std::to_string(n_genes) + " (at most 2^31 - 1 genes)");
+}
+
+// The dataset's number of cells (obs_axis) or genes.
+int64_t dataset_extent(const pv_dataset* dataset, bool obs_axis) {
+  pv::check_not_null(dataset, "dataset");
+  const auto spliced = dataset->data->layers.find("spliced");
+  pv::require(spliced != dataset->data->layers.end(), PV_ERR_INTERNAL, "dataset has no spliced layer");
+  return obs_axis ? spliced->second.rows : spliced->second.cols;
+}
+
+// A key and a rows x cols block of finite values whose rows match the axis.
+void check_annotation(const char* key, const double* values, int64_t rows, int64_t cols, const char* rows_name,
+                      int64_t axis_length, const char* axis_name) {
+  pv::check_not_null(key, "key");
+  pv::require(*key != '\0', PV_ERR_INVALID_ARGUMENT, "key is empty");
+  pv::require(rows == axis_length, PV_ERR_INVALID_ARGUMENT,
+              std::string(rows_name) + " is " + std::to_string(rows) + " but the dataset has " +
+                  std::to_string(axis_length) + " " + (axis_name + 2) + " (" + key + ")");
+  pv::require(cols >= 1 && cols <= INT32_MAX, PV_ERR_INVALID_ARGUMENT,
+              "cols is " + std::to_string(cols) + " (" + key + "); must be >= 1");
+  pv::check_not_null(values, "values");
+  for (int64_t i = 0; i < rows * cols; ++i)
+    pv::require(std::isfinite(values[i]), PV_ERR_INVALID_ARGUMENT,
+                std::string(key) + "[" + std::to_string(i / cols) + "][" + std::to_string(i % cols) + "] is " +
+                    std::to_string(values[i]) + " (values must be finite)");
 }
 
 CountMatrix dense_counts(int64_t n_cells, int64_t n_genes, const double* values, const char* name) {
@@ -126,6 +152,39 @@ pv_status pv_dataset_shape(const pv_dataset* dataset, int64_t* n_cells, int64_t*
                 "dataset has no spliced layer");
     if (n_cells) *n_cells = spliced->second.rows;
     if (n_genes) *n_genes = spliced->second.cols;
+  });
+}
+
+pv_status pv_dataset_set_obs(pv_dataset* dataset, const char* key, int64_t n, const double* values) {
+  return pv::guarded(__func__, [&] {
+    const int64_t cells = dataset_extent(dataset, true);
+    check_annotation(key, values, n, 1, "n", cells, "n_cells");
+    pv::io::Column column;
+    column.name = key;
+    column.numeric.assign(values, values + n);
+    auto& columns = dataset->data->obs.columns;
+    for (pv::io::Column& existing : columns)
+      if (existing.name == key) {
+        existing = std::move(column);
+        return;
+      }
+    columns.push_back(std::move(column));
+  });
+}
+
+pv_status pv_dataset_set_obsm(pv_dataset* dataset, const char* key, int64_t rows, int64_t cols, const double* values) {
+  return pv::guarded(__func__, [&] {
+    const int64_t cells = dataset_extent(dataset, true);
+    check_annotation(key, values, rows, cols, "rows", cells, "n_cells");
+    dataset->data->obsm[key] = pv::io::DenseMatrix<double>{rows, cols, std::vector<double>(values, values + rows * cols)};
+  });
+}
+
+pv_status pv_dataset_set_varm(pv_dataset* dataset, const char* key, int64_t rows, int64_t cols, const double* values) {
+  return pv::guarded(__func__, [&] {
+    const int64_t genes = dataset_extent(dataset, false);
+    check_annotation(key, values, rows, cols, "rows", genes, "n_genes");
+    dataset->data->varm[key] = pv::io::DenseMatrix<double>{rows, cols, std::vector<double>(values, values + rows * cols)};
   });
 }
 

@@ -13,6 +13,7 @@
 #include "bindings_c/src/guard.h"
 #include "engine/checks.h"
 #include "engine/fit.h"
+#include "engine/statistics.h"
 #include "io/model_file.h"
 
 struct pv_options {
@@ -25,6 +26,16 @@ struct pv_model {
 
 struct pv_posterior {
   std::map<std::string, pv::Array> arrays;
+  std::vector<std::string> keys;
+};
+
+struct pv_statistics {
+  struct Entry {
+    int32_t ndim = 1;
+    int64_t shape[3] = {1, 1, 1};
+    std::vector<double> values;
+  };
+  std::map<std::string, Entry> entries;
   std::vector<std::string> keys;
 };
 
@@ -42,20 +53,20 @@ double number(const std::string& key, const std::string& value) {
     if (used == value.size()) return x;
   } catch (const std::exception&) {
   }
-  pv::fail(PV_ERR_INVALID_ARGUMENT, "training option " + key + ": '" + value + "' is not a number");
+  pv::fail(PV_ERR_INVALID_ARGUMENT, "option " + key + ": '" + value + "' is not a number");
 }
 
 int64_t integer(const std::string& key, const std::string& value) {
   const double x = number(key, value);
   pv::require(x == std::floor(x) && std::fabs(x) < 9e15, PV_ERR_INVALID_ARGUMENT,
-              "training option " + key + ": '" + value + "' is not an integer");
+              "option " + key + ": '" + value + "' is not an integer");
   return int64_t(x);
 }
 
 bool boolean(const std::string& key, const std::string& value) {
   if (value == "True" || value == "true" || value == "1") return true;
   if (value == "False" || value == "false" || value == "0") return false;
-  pv::fail(PV_ERR_INVALID_ARGUMENT, "training option " + key + ": '" + value + "' is not a boolean");
+  pv::fail(PV_ERR_INVALID_ARGUMENT, "option " + key + ": '" + value + "' is not a boolean");
 }
 
 pv::TrainOptions train_options(const pv_options* options) {
@@ -96,6 +107,58 @@ pv::TrainOptions train_options(const pv_options* options) {
   }
   (void)improvement_set;
   return t;
+}
+
+pv::StatisticsOptions statistics_options(const pv_options* options, uint64_t* seed) {
+  pv::StatisticsOptions o;
+  if (!options) return o;
+  for (const auto& [key, value] : options->entries) {
+    if (key == "vector_field_basis" || key == "basis") {
+      pv::require(!value.empty(), PV_ERR_INVALID_ARGUMENT, "statistics option " + key + " is empty");
+      o.basis = value;
+    } else if (key == "n_neighbors") {
+      o.neighbours = integer(key, value);
+      pv::require(o.neighbours >= 2, PV_ERR_INVALID_ARGUMENT, "statistics option n_neighbors must be >= 2, got " + value);
+    } else if (key == "seed") {
+      *seed = uint64_t(integer(key, value));
+    } else if (key == "ncpus_use") {
+      pv::require(integer(key, value) >= 1, PV_ERR_INVALID_ARGUMENT, "statistics option ncpus_use must be >= 1, got " + value);
+    } else {
+      pv::fail(PV_ERR_INVALID_ARGUMENT, "unknown statistics option '" + key + "' (expected vector_field_basis, n_neighbors, seed or ncpus_use)");
+    }
+  }
+  return o;
+}
+
+void add_entry(pv_statistics* out, const std::string& key, std::vector<int64_t> shape, std::vector<double> values) {
+  pv_statistics::Entry entry;
+  entry.ndim = int32_t(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) entry.shape[i] = shape[i];
+  entry.values = std::move(values);
+  out->entries[key] = std::move(entry);
+  out->keys.push_back(key);
+}
+
+std::unique_ptr<pv_statistics> to_handle(const pv::PosteriorStatistics& statistics) {
+  auto out = std::make_unique<pv_statistics>();
+  for (const auto& [key, array] : statistics.arrays)
+    add_entry(out.get(), key, array.shape, std::vector<double>(array.values.begin(), array.values.end()));
+  const pv::GeneRanking& ranking = statistics.gene_ranking;
+  const int64_t genes = int64_t(ranking.mean_mae.size());
+  add_entry(out.get(), "mean_mae", {genes}, ranking.mean_mae);
+  add_entry(out.get(), "time_correlation", {genes}, ranking.time_correlation);
+  add_entry(out.get(), "mean_mae_rank", {genes}, ranking.mean_mae_rank);
+  add_entry(out.get(), "time_correlation_rank", {genes}, ranking.time_correlation_rank);
+  add_entry(out.get(), "genes", {int64_t(ranking.genes.size())}, std::vector<double>(ranking.genes.begin(), ranking.genes.end()));
+  return out;
+}
+
+const pv_statistics::Entry& entry_of(const pv_statistics* statistics, const char* key) {
+  pv::check_not_null(statistics, "statistics");
+  pv::check_not_null(key, "key");
+  const auto it = statistics->entries.find(key);
+  if (it == statistics->entries.end()) pv::fail(PV_ERR_INVALID_ARGUMENT, std::string("no statistics key '") + key + "'");
+  return it->second;
 }
 
 }  // namespace
@@ -240,5 +303,95 @@ pv_status pv_posterior_copy(const pv_posterior* posterior, const char* key, floa
 }
 
 void pv_posterior_free(pv_posterior* posterior) { delete posterior; }
+
+pv_status pv_posterior_create(pv_posterior** out) {
+  return pv::guarded(__func__, [&] {
+    pv::check_not_null(out, "out");
+    *out = new pv_posterior();
+  });
+}
+
+pv_status pv_posterior_set(pv_posterior* posterior, const char* key, const int64_t shape[3], const float* values) {
+  return pv::guarded(__func__, [&] {
+    pv::check_not_null(posterior, "posterior");
+    pv::check_not_null(key, "key");
+    pv::check_not_null(shape, "shape");
+    pv::require(*key != '\0', PV_ERR_INVALID_ARGUMENT, "key is empty");
+    int64_t size = 1;
+    for (int i = 0; i < 3; ++i) {
+      pv::require(shape[i] >= 1 && shape[i] <= (int64_t(1) << 40), PV_ERR_INVALID_ARGUMENT,
+                  "shape[" + std::to_string(i) + "] of '" + key + "' is " + std::to_string(shape[i]));
+      pv::require(size <= (int64_t(1) << 48) / shape[i], PV_ERR_INVALID_ARGUMENT, std::string("'") + key + "' is too large");
+      size *= shape[i];
+    }
+    pv::check_not_null(values, "values");
+    pv::Array array;
+    array.shape.assign(shape, shape + 3);
+    array.values.assign(values, values + size);
+    if (!posterior->arrays.count(key)) posterior->keys.push_back(key);
+    posterior->arrays[key] = std::move(array);
+  });
+}
+
+pv_status pv_statistics_compute(const pv_dataset* data, const pv_posterior* posterior, const pv_options* options,
+                                pv_statistics** out) {
+  return pv::guarded(__func__, [&] {
+    pv::check_not_null(out, "out");
+    *out = nullptr;
+    const auto anndata = dataset_of(data);
+    pv::check_not_null(posterior, "posterior");
+    uint64_t seed = 0;
+    pv::StatisticsOptions o = statistics_options(options, &seed);
+    pv::prepare_statistics(*anndata, &o, seed);
+    *out = to_handle(pv::compute_statistics(*anndata, posterior->arrays, o)).release();
+  });
+}
+
+pv_status pv_model_statistics(const pv_model* model, int64_t num_samples, uint64_t seed, const pv_options* options,
+                              pv_statistics** out) {
+  return pv::guarded(__func__, [&] {
+    pv::check_not_null(model, "model");
+    pv::check_not_null(out, "out");
+    *out = nullptr;
+    pv::require(num_samples >= 1, PV_ERR_INVALID_ARGUMENT, "num_samples must be >= 1, got " + std::to_string(num_samples));
+    uint64_t pca_seed = 0;
+    pv::StatisticsOptions o = statistics_options(options, &pca_seed);
+    const pv::VelocityModel& velocity_model = model->fit->model();
+    pv::require(velocity_model.data().anndata != nullptr, PV_ERR_INTERNAL, "the model has no AnnData");
+    pv::prepare_statistics(*velocity_model.data().anndata, &o, pca_seed);
+    pv::PosteriorOptions posterior;
+    posterior.num_samples = num_samples;
+    posterior.seed = seed;
+    *out = to_handle(pv::compute_statistics(velocity_model, posterior, o)).release();
+  });
+}
+
+int64_t pv_statistics_key_count(const pv_statistics* statistics) { return statistics ? int64_t(statistics->keys.size()) : 0; }
+
+const char* pv_statistics_key(const pv_statistics* statistics, int64_t i) {
+  if (!statistics || i < 0 || i >= int64_t(statistics->keys.size())) return nullptr;
+  return statistics->keys[size_t(i)].c_str();
+}
+
+pv_status pv_statistics_shape(const pv_statistics* statistics, const char* key, int32_t* ndim, int64_t shape[3]) {
+  return pv::guarded(__func__, [&] {
+    const pv_statistics::Entry& e = entry_of(statistics, key);
+    pv::check_not_null(shape, "shape");
+    if (ndim) *ndim = e.ndim;
+    for (int i = 0; i < 3; ++i) shape[i] = e.shape[i];
+  });
+}
+
+pv_status pv_statistics_copy(const pv_statistics* statistics, const char* key, double* out, int64_t capacity) {
+  return pv::guarded(__func__, [&] {
+    const pv_statistics::Entry& e = entry_of(statistics, key);
+    pv::check_not_null(out, "out");
+    pv::require(capacity >= int64_t(e.values.size()), PV_ERR_INVALID_ARGUMENT,
+                "capacity " + std::to_string(capacity) + " is less than the " + std::to_string(e.values.size()) + " values of " + key);
+    if (!e.values.empty()) std::memcpy(out, e.values.data(), e.values.size() * sizeof(double));
+  });
+}
+
+void pv_statistics_free(pv_statistics* statistics) { delete statistics; }
 
 }  // extern "C"
