@@ -42,9 +42,9 @@ std::vector<std::vector<int64_t>> minibatches(std::vector<int64_t> cells, int64_
 void validate(const TrainOptions& o, int64_t cells) {
   require(o.max_epochs > 0, PV_ERR_INVALID_ARGUMENT, "max_epochs is " + std::to_string(o.max_epochs) + " (must be > 0)");
   require(o.lr > 0 && std::isfinite(o.lr), PV_ERR_INVALID_ARGUMENT, "lr must be > 0");
+  // A batch_size above the number of cells means one batch of them all, as in the reference's loader.
   require(o.batch_size >= 0, PV_ERR_INVALID_ARGUMENT, "batch_size must be > 0");
-  require(o.batch_size <= cells, PV_ERR_INVALID_ARGUMENT,
-          "batch_size " + std::to_string(o.batch_size) + " is larger than the number of cells (" + std::to_string(cells) + ")");
+  (void)cells;
   require(o.log_every > 0 && o.patience > 0, PV_ERR_INVALID_ARGUMENT, "log_every and patience must be > 0");
   if (o.mode == TrainMode::kValidated) {
     require(o.train_size > 0 && o.train_size <= 1 && o.valid_size >= 0 && o.train_size + o.valid_size <= 1 + 1e-9,

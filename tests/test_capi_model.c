@@ -277,12 +277,26 @@ static void check_refused_options(const pv_dataset* data) {
   options = options_with("method", "train_faster_with_batch");
   pv_options_set(options, "batch_size", "100");
   pv_options_set(options, "max_epochs", "2");
-  EXPECT(pv_model_train(model, options, NULL, NULL) != PV_OK, "batch_size larger than the cell count is refused");
-  EXPECT_ERROR_MENTIONS("batch_size", "batch_size 100 > 60 cells");
+  pv_options_set(options, "batch_size", "-1");
+  EXPECT(pv_model_train(model, options, NULL, NULL) != PV_OK, "a negative batch_size is refused");
+  EXPECT_ERROR_MENTIONS("batch_size", "batch_size -1");
   pv_options_free(options);
 
   EXPECT_STATUS(pv_model_loss_history(model, 0, NULL, 0, &count), PV_OK, "history after refusals");
   EXPECT(count == 0, "refused trainings leave no history");
+
+  /* As in the reference's loader, a batch larger than the data is one batch of every cell. */
+  options = options_with("method", "train_faster_with_batch");
+  pv_options_set(options, "batch_size", "100");
+  pv_options_set(options, "max_epochs", "2");
+  EXPECT_STATUS(pv_model_train(model, options, NULL, NULL), PV_OK, "batch_size 100 for 60 cells");
+  pv_options_free(options);
+  EXPECT_STATUS(pv_model_loss_history(model, 0, NULL, 0, &count), PV_OK, "history after one batch per epoch");
+  EXPECT(count == 2, "2 epochs of one batch");
+  pv_model_free(model);
+  options = options_with("seed", "1");
+  EXPECT_STATUS(pv_model_create(data, options, &model), PV_OK, "a fresh model for the validated training");
+  pv_options_free(options);
 
   /* The reference's train(): a validation split, one validation loss per epoch. */
   options = options_with("method", "train");

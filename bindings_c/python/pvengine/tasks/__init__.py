@@ -1,0 +1,1 @@
+"""Workflow steps around the model (preprocessing)."""
