@@ -3,9 +3,9 @@
 # lacks; does nothing when all is there. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-required=(cmake g++ ninja-build pkg-config libhdf5-dev doctest-dev python3)
+required=(cmake g++ ninja-build pkg-config libhdf5-dev doctest-dev python3 r-base-core)
 # Optional: test oracles, interop and SVG-rendering checks use them when present (they skip without them).
-optional=(python3-numpy python3-scipy python3-anndata hdf5-tools librsvg2-bin)
+optional=(python3-numpy python3-scipy python3-anndata python3-pandas python3-pip python3-setuptools python3-wheel make hdf5-tools librsvg2-bin)
 
 missing=()
 for pkg in "${required[@]}" "${optional[@]}"; do
