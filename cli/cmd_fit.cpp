@@ -242,19 +242,24 @@ int run_fit(const std::vector<std::string>& args) {
   PosteriorOptions posterior;
   posterior.num_samples = samples;
   posterior.seed = settings.seed;
+  // One pass over the samples gives both the summaries and the statistics.
   const auto sample_start = std::chrono::steady_clock::now();
-  PosteriorSummary summary = summarise_posterior(fit.model(), posterior);
-  std::printf("summarised %lld posterior samples in %.1f s\n", samples,
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - sample_start).count());
-  report_recovery(*data, summary);
-
+  PosteriorSummary summary;
   PosteriorStatistics statistics;
   if (stats) {
-    const auto stats_start = std::chrono::steady_clock::now();
-    statistics = compute_statistics(fit.model(), posterior, stats_options);
-    std::printf("computed the posterior statistics (velocity in X_%s, fdri, gene ranking) in %.1f s\n",
-                stats_options.basis.c_str(), std::chrono::duration<double>(std::chrono::steady_clock::now() - stats_start).count());
+    PosteriorSummariser summariser(fit.model(), posterior);
+    statistics = compute_statistics(fit.model(), posterior, stats_options, &summariser);
+    summary = summariser.finish();
+    std::printf("drew %lld posterior samples and computed their summaries and statistics (velocity in X_%s, fdri, gene "
+                "ranking) in %.1f s\n",
+                samples, stats_options.basis.c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - sample_start).count());
+  } else {
+    summary = summarise_posterior(fit.model(), posterior);
+    std::printf("summarised %lld posterior samples in %.1f s\n", samples,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - sample_start).count());
   }
+  report_recovery(*data, summary);
 
   io::Additions add;
   add.obs_columns.push_back(numeric_column("cell_time_pyro", summary.mean["cell_time"]));

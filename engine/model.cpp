@@ -49,8 +49,8 @@ ModelData make_model_data(std::shared_ptr<const io::AnnData> data) {
   const std::vector<double> lib_u = io::library_sizes(*data, true);
   const std::vector<double> lib_s = io::library_sizes(*data, false);
   for (size_t c = 0; c < lib_u.size(); ++c) {
-    require(std::isfinite(lib_u[c]) && lib_u[c] >= 0 && std::isfinite(lib_s[c]) && lib_s[c] >= 0,
-            PV_ERR_INVALID_ARGUMENT, "library size of cell " + std::to_string(c) + " is negative or not finite");
+    if (!(std::isfinite(lib_u[c]) && lib_u[c] >= 0 && std::isfinite(lib_s[c]) && lib_s[c] >= 0))
+      fail(PV_ERR_INVALID_ARGUMENT, "library size of cell " + std::to_string(c) + " is negative or not finite");
     m.log_library_u.push_back(std::log(lib_u[c] + kEps));
     m.log_library_s.push_back(std::log(lib_s[c] + kEps));
   }

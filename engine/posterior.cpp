@@ -135,8 +135,9 @@ void stream_posterior(const VelocityModel& model, const PosteriorOptions& option
     for (int64_t c = 0; c < C; ++c) rows[c] = c;
   }
   for (int64_t r : rows)
-    require(r >= 0 && r < C, PV_ERR_INVALID_ARGUMENT,
-            "cell index " + std::to_string(r) + " is out of range (the data has " + std::to_string(C) + " cells)");
+    if (r < 0 || r >= C)
+      fail(PV_ERR_INVALID_ARGUMENT,
+           "cell index " + std::to_string(r) + " is out of range (the data has " + std::to_string(C) + " cells)");
   const int64_t n = int64_t(rows.size());
   const int64_t chunk = options.batch_size > 0 ? options.batch_size : n;
   for (int64_t sample = 0; sample < options.num_samples; ++sample) {
@@ -183,68 +184,85 @@ std::map<std::string, Array> generate_posterior_samples(const VelocityModel& mod
   return out;
 }
 
-PosteriorSummary summarise_posterior(const VelocityModel& model, const PosteriorOptions& options_in) {
-  PosteriorOptions options = options_in;
-  options.predictive_counts = false;
-  const int64_t G = model.layout().genes;
-  const int64_t C = options.cells.empty() ? model.layout().cells : int64_t(options.cells.size());
-  PosteriorSummary out;
-  out.samples = options.num_samples;
-  out.cells = C;
-  out.genes = G;
-  // Welford accumulators; cell x gene ones in float to keep them at the size of the outputs.
-  std::map<std::string, std::vector<double>> mean, m2;
-  std::map<std::string, std::vector<float>> big_mean, big_m2;
-  for (const std::string& k : gene_level_keys(model.options())) mean[k].assign(static_cast<size_t>(G), 0.0), m2[k].assign(static_cast<size_t>(G), 0.0);
-  for (int s = 0; s < kCellSites; ++s) mean[cell_site_name(s)].assign(static_cast<size_t>(C), 0.0), m2[cell_site_name(s)].assign(static_cast<size_t>(C), 0.0);
-  for (const char* k : {"ut", "st", "velocity"}) big_mean[k].assign(static_cast<size_t>(C * G), 0.f), big_m2[k].assign(static_cast<size_t>(C * G), 0.f);
-  auto update = [](double x, double n, double* mu, double* m) {
-    const double delta = x - *mu;
-    *mu += delta / n;
-    *m += delta * (x - *mu);
-  };
-  stream_posterior(model, options, [&](const GeneDraw& genes, const CellChunkDraw& cells) {
-    const double n = double(cells.sample + 1);
-    if (cells.first == 0) {
-      for (int site = 0; site < kGeneSites; ++site)
-        for (size_t g = 0; g < genes.site[site].size(); ++g)
-          update(genes.site[site][g], n, &mean[gene_site_name(site)][g], &m2[gene_site_name(site)][g]);
-      for (int64_t g = 0; g < G; ++g) {
-        update(genes.u_inf[g], n, &mean["u_inf"][g], &m2["u_inf"][g]);
-        update(genes.s_inf[g], n, &mean["s_inf"][g], &m2["s_inf"][g]);
-        update(genes.switching[g], n, &mean["switching"][g], &m2["switching"][g]);
-      }
+namespace {
+
+void welford_update(double x, double n, double* mu, double* m) {
+  const double delta = x - *mu;
+  *mu += delta / n;
+  *m += delta * (x - *mu);
+}
+
+}  // namespace
+
+PosteriorSummariser::PosteriorSummariser(const VelocityModel& model, const PosteriorOptions& options)
+    : samples_(options.num_samples),
+      cells_(options.cells.empty() ? model.layout().cells : int64_t(options.cells.size())),
+      genes_(model.layout().genes) {
+  const size_t G = static_cast<size_t>(genes_), C = static_cast<size_t>(cells_);
+  for (const std::string& k : gene_level_keys(model.options())) mean_[k].assign(G, 0.0), m2_[k].assign(G, 0.0);
+  for (int s = 0; s < kCellSites; ++s) mean_[cell_site_name(s)].assign(C, 0.0), m2_[cell_site_name(s)].assign(C, 0.0);
+  for (const char* k : {"ut", "st", "velocity"}) big_mean_[k].assign(C * G, 0.f), big_m2_[k].assign(C * G, 0.f);
+}
+
+void PosteriorSummariser::add(const GeneDraw& genes, const CellChunkDraw& cells) {
+  const int64_t G = genes_;
+  const double n = double(cells.sample + 1);
+  if (cells.first == 0) {
+    for (int site = 0; site < kGeneSites; ++site)
+      for (size_t g = 0; g < genes.site[site].size(); ++g)
+        welford_update(genes.site[site][g], n, &mean_[gene_site_name(site)][g], &m2_[gene_site_name(site)][g]);
+    for (int64_t g = 0; g < G; ++g) {
+      welford_update(genes.u_inf[g], n, &mean_["u_inf"][g], &m2_["u_inf"][g]);
+      welford_update(genes.s_inf[g], n, &mean_["s_inf"][g], &m2_["s_inf"][g]);
+      welford_update(genes.switching[g], n, &mean_["switching"][g], &m2_["switching"][g]);
     }
-    for (int site = 0; site < kCellSites; ++site)
-      for (int64_t b = 0; b < cells.count; ++b)
-        update(cells.cell[site][b], n, &mean[cell_site_name(site)][cells.first + b], &m2[cell_site_name(site)][cells.first + b]);
-    float *mu_u = big_mean["ut"].data(), *mu_s = big_mean["st"].data(), *mu_v = big_mean["velocity"].data();
-    float *m2_u = big_m2["ut"].data(), *m2_s = big_m2["st"].data(), *m2_v = big_m2["velocity"].data();
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < cells.count; ++b)
-      for (int64_t g = 0; g < G; ++g) {
-        const int64_t i = (cells.first + b) * G + g;
-        const double ut = cells.ut[b * G + g], st = cells.st[b * G + g];
-        const double v = genes.site[kBeta][g] * ut / genes.site[kUScale][g] - genes.site[kGamma][g] * st;
-        double m, q;
-        m = mu_u[i], q = m2_u[i], update(ut, n, &m, &q), mu_u[i] = float(m), m2_u[i] = float(q);
-        m = mu_s[i], q = m2_s[i], update(st, n, &m, &q), mu_s[i] = float(m), m2_s[i] = float(q);
-        m = mu_v[i], q = m2_v[i], update(v, n, &m, &q), mu_v[i] = float(m), m2_v[i] = float(q);
-      }
-  });
-  const double dof = std::max<double>(1.0, double(options.num_samples - 1));  // sample sd, ddof = 1
-  for (auto& [k, mu] : mean) {
-    out.mean[k] = mu;
-    std::vector<double>& sd = out.sd[k];
-    for (double q : m2[k]) sd.push_back(std::sqrt(q / dof));
   }
-  for (auto& [k, mu] : big_mean) {
+  for (int site = 0; site < kCellSites; ++site)
+    for (int64_t b = 0; b < cells.count; ++b)
+      welford_update(cells.cell[site][b], n, &mean_[cell_site_name(site)][cells.first + b],
+                     &m2_[cell_site_name(site)][cells.first + b]);
+  float *mu_u = big_mean_["ut"].data(), *mu_s = big_mean_["st"].data(), *mu_v = big_mean_["velocity"].data();
+  float *m2_u = big_m2_["ut"].data(), *m2_s = big_m2_["st"].data(), *m2_v = big_m2_["velocity"].data();
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < cells.count; ++b)
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t i = (cells.first + b) * G + g;
+      const double ut = cells.ut[b * G + g], st = cells.st[b * G + g];
+      const double v = genes.site[kBeta][g] * ut / genes.site[kUScale][g] - genes.site[kGamma][g] * st;
+      double m, q;
+      m = mu_u[i], q = m2_u[i], welford_update(ut, n, &m, &q), mu_u[i] = float(m), m2_u[i] = float(q);
+      m = mu_s[i], q = m2_s[i], welford_update(st, n, &m, &q), mu_s[i] = float(m), m2_s[i] = float(q);
+      m = mu_v[i], q = m2_v[i], welford_update(v, n, &m, &q), mu_v[i] = float(m), m2_v[i] = float(q);
+    }
+}
+
+PosteriorSummary PosteriorSummariser::finish() {
+  PosteriorSummary out;
+  out.samples = samples_;
+  out.cells = cells_;
+  out.genes = genes_;
+  const double dof = std::max<double>(1.0, double(samples_ - 1));  // sample sd, ddof = 1
+  for (auto& [k, mu] : mean_) {
+    out.mean[k] = std::move(mu);
+    std::vector<double>& sd = out.sd[k];
+    for (double q : m2_[k]) sd.push_back(std::sqrt(q / dof));
+  }
+  for (auto& [k, mu] : big_mean_) {
     out.mean[k].assign(mu.begin(), mu.end());
     std::vector<double>& sd = out.sd[k];
     sd.reserve(mu.size());
-    for (float q : big_m2[k]) sd.push_back(std::sqrt(double(q) / dof));
+    for (float q : big_m2_[k]) sd.push_back(std::sqrt(double(q) / dof));
   }
+  mean_.clear(), m2_.clear(), big_mean_.clear(), big_m2_.clear();
   return out;
+}
+
+PosteriorSummary summarise_posterior(const VelocityModel& model, const PosteriorOptions& options_in) {
+  PosteriorOptions options = options_in;
+  options.predictive_counts = false;
+  PosteriorSummariser summariser(model, options);
+  stream_posterior(model, options, [&](const GeneDraw& genes, const CellChunkDraw& cells) { summariser.add(genes, cells); });
+  return summariser.finish();
 }
 
 }  // namespace pv

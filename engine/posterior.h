@@ -57,6 +57,22 @@ struct PosteriorSummary {
 };
 PosteriorSummary summarise_posterior(const VelocityModel& model, const PosteriorOptions& options);
 
+// The accumulators behind summarise_posterior, for a caller that streams the samples for another
+// purpose too (the statistics) and wants the summary from the same draws: add() every chunk of a
+// stream_posterior over `options`, then finish() once.
+class PosteriorSummariser {
+ public:
+  PosteriorSummariser(const VelocityModel& model, const PosteriorOptions& options);
+  void add(const GeneDraw& genes, const CellChunkDraw& cells);
+  PosteriorSummary finish();
+
+ private:
+  int64_t samples_, cells_, genes_;
+  // Welford accumulators; cell x gene ones in float to keep them at the size of the outputs.
+  std::map<std::string, std::vector<double>> mean_, m2_;
+  std::map<std::string, std::vector<float>> big_mean_, big_m2_;
+};
+
 // The gene-level sites present under the model's options, in the guide's order, then the
 // derived ones: the key list of the (S, 1, G) group.
 std::vector<std::string> gene_level_keys(const ModelOptions& options);

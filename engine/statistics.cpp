@@ -30,6 +30,82 @@ double percentile_linear(std::vector<double> values, double percent) {
   return values[below] + (position - double(below)) * (values[above] - values[below]);
 }
 
+// The CSR graph from per-row candidates and cosines, with scVelo's self-transitions.
+VelocityGraph assemble_graph(int64_t cells, const std::vector<std::vector<int64_t>>& row_indices,
+                             const std::vector<std::vector<double>>& row_cosines) {
+  VelocityGraph graph;
+  graph.cells = cells;
+  graph.indptr.assign(static_cast<size_t>(cells + 1), 0);
+  for (int64_t i = 0; i < cells; ++i) graph.indptr[i + 1] = graph.indptr[i] + int64_t(row_indices[i].size());
+  graph.indices.reserve(static_cast<size_t>(graph.indptr[cells]));
+  graph.cosine.reserve(static_cast<size_t>(graph.indptr[cells]));
+  std::vector<double> confidence(static_cast<size_t>(cells), 0.0);
+  for (int64_t i = 0; i < cells; ++i) {
+    graph.indices.insert(graph.indices.end(), row_indices[i].begin(), row_indices[i].end());
+    graph.cosine.insert(graph.cosine.end(), row_cosines[i].begin(), row_cosines[i].end());
+    for (double pi : row_cosines[i]) confidence[i] = std::max(confidence[i], pi);
+  }
+  const double upper = percentile_linear(confidence, kSelfTransitionQuantile);
+  graph.self_transition.resize(static_cast<size_t>(cells));
+  for (int64_t i = 0; i < cells; ++i) graph.self_transition[i] = std::clamp(upper - confidence[i], 0.0, 1.0);
+  return graph;
+}
+
+// Each cell's candidates: its neighbours and their neighbours, without itself, ascending.
+std::vector<std::vector<int64_t>> candidate_rows(const Knn& knn) {
+  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(knn.cells));
+  const int64_t k = knn.k;
+#pragma omp parallel
+  {
+    std::vector<char> is_candidate(static_cast<size_t>(knn.cells), 0);
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t i = 0; i < knn.cells; ++i) {
+      std::vector<int64_t>& candidates = rows[i];
+      for (int64_t a = 0; a < k; ++a) {
+        const int64_t neighbour = knn.index[i * k + a];
+        for (int64_t b = -1; b < k; ++b) {
+          const int64_t j = b < 0 ? neighbour : knn.index[neighbour * k + b];
+          if (j != i && !is_candidate[j]) is_candidate[j] = 1, candidates.push_back(j);
+        }
+      }
+      for (int64_t j : candidates) is_candidate[j] = 0;
+      std::sort(candidates.begin(), candidates.end());
+    }
+  }
+  return rows;
+}
+
+// out[f] = sum_g d[g] v[f G + g] for the `fields` rows of v, in float32, four fields per sweep
+// over d. Compiled twice on x86-64 (AVX2 + FMA and baseline), chosen at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=haswell", "default")))
+#endif
+void displacement_dots(const float* d, const float* v, int64_t G, int64_t fields, float* out) {
+  int64_t f = 0;
+  for (; f + 4 <= fields; f += 4) {
+    const float* v0 = v + f * G;
+    const float* v1 = v0 + G;
+    const float* v2 = v1 + G;
+    const float* v3 = v2 + G;
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+    for (int64_t g = 0; g < G; ++g) {
+      a0 += d[g] * v0[g];
+      a1 += d[g] * v1[g];
+      a2 += d[g] * v2[g];
+      a3 += d[g] * v3[g];
+    }
+    out[f] = a0, out[f + 1] = a1, out[f + 2] = a2, out[f + 3] = a3;
+  }
+  for (; f < fields; ++f) {
+    const float* vf = v + f * G;
+    float a = 0;
+#pragma omp simd reduction(+ : a)
+    for (int64_t g = 0; g < G; ++g) a += d[g] * vf[g];
+    out[f] = a;
+  }
+}
+
 }  // namespace
 
 double rayleigh_p_value(const double* angles_rad, int64_t n) {
@@ -51,8 +127,7 @@ double rayleigh_p_value(const double* angles_rad, int64_t n) {
 
 std::vector<double> benjamini_hochberg(const std::vector<double>& p) {
   for (size_t i = 0; i < p.size(); ++i)
-    require(!std::isnan(p[i]), PV_ERR_INVALID_ARGUMENT,
-            "benjamini_hochberg: p[" + std::to_string(i) + "] is NaN");
+    if (std::isnan(p[i])) fail(PV_ERR_INVALID_ARGUMENT, "benjamini_hochberg: p[" + std::to_string(i) + "] is NaN");
   std::vector<size_t> order(p.size());
   std::iota(order.begin(), order.end(), size_t(0));
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] < p[b]; });
@@ -114,8 +189,8 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
 
   // Checked here: an exception must not leave an OpenMP region.
   for (int64_t neighbour : knn.index)
-    require(neighbour >= 0 && neighbour < cells, PV_ERR_INVALID_ARGUMENT,
-            "velocity_graph: knn.index holds " + std::to_string(neighbour) + ", outside [0, cells)");
+    if (neighbour < 0 || neighbour >= cells)
+      fail(PV_ERR_INVALID_ARGUMENT, "velocity_graph: knn.index holds " + std::to_string(neighbour) + ", outside [0, cells)");
 
   std::vector<int64_t> kept_genes;
   for (int64_t g = 0; g < genes; ++g) {
@@ -235,22 +310,119 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
     }
   }
 
-  VelocityGraph graph;
-  graph.cells = cells;
-  graph.indptr.assign(static_cast<size_t>(cells + 1), 0);
-  for (int64_t i = 0; i < cells; ++i) graph.indptr[i + 1] = graph.indptr[i] + int64_t(row_indices[i].size());
-  graph.indices.reserve(static_cast<size_t>(graph.indptr[cells]));
-  graph.cosine.reserve(static_cast<size_t>(graph.indptr[cells]));
-  std::vector<double> confidence(static_cast<size_t>(cells), 0.0);
-  for (int64_t i = 0; i < cells; ++i) {
-    graph.indices.insert(graph.indices.end(), row_indices[i].begin(), row_indices[i].end());
-    graph.cosine.insert(graph.cosine.end(), row_cosines[i].begin(), row_cosines[i].end());
-    for (double pi : row_cosines[i]) confidence[i] = std::max(confidence[i], pi);
+  return assemble_graph(cells, row_indices, row_cosines);
+}
+
+DisplacementPlan::DisplacementPlan(const float* X_in, int64_t cells_in, int64_t genes_in, const Knn& knn)
+    : X(X_in), cells(cells_in), genes(genes_in) {
+  require(cells >= 1 && genes >= 1, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: cells and genes must be >= 1");
+  require(X != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: X is null");
+  require(knn.cells == cells && knn.k >= 1 && int64_t(knn.index.size()) == cells * knn.k,
+          PV_ERR_INVALID_ARGUMENT, "velocity_graphs: knn does not describe " + std::to_string(cells) + " cells");
+  for (int64_t neighbour : knn.index)
+    if (neighbour < 0 || neighbour >= cells)
+      fail(PV_ERR_INVALID_ARGUMENT, "velocity_graphs: knn.index holds " + std::to_string(neighbour) + ", outside [0, cells)");
+  candidates = candidate_rows(knn);
+  const int64_t G = genes;
+  std::vector<double> row_sum(static_cast<size_t>(cells), 0.0), row_squares(static_cast<size_t>(cells), 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < cells; ++c) {
+    double sum = 0, squares = 0;
+    for (int64_t g = 0; g < G; ++g) sum += X[c * G + g], squares += double(X[c * G + g]) * X[c * G + g];
+    row_sum[c] = sum;
+    row_squares[c] = squares;
   }
-  const double upper = percentile_linear(confidence, kSelfTransitionQuantile);
-  graph.self_transition.resize(static_cast<size_t>(cells));
-  for (int64_t i = 0; i < cells; ++i) graph.self_transition[i] = std::clamp(upper - confidence[i], 0.0, 1.0);
-  return graph;
+  // The norms of the centred displacements, in double as velocity_graph computes them.
+  displacement_norm.resize(static_cast<size_t>(cells));
+#pragma omp parallel for schedule(dynamic, 16)
+  for (int64_t i = 0; i < cells; ++i) {
+    const float* xi = X + i * G;
+    std::vector<double>& norms = displacement_norm[i];
+    norms.resize(candidates[i].size());
+    for (size_t e = 0; e < candidates[i].size(); ++e) {
+      const int64_t j = candidates[i][e];
+      const float* xj = X + j * G;
+      double xi_xj = 0;
+#pragma omp simd reduction(+ : xi_xj)
+      for (int64_t g = 0; g < G; ++g) xi_xj += double(xj[g]) * double(xi[g]);
+      const double mean = (row_sum[j] - row_sum[i]) / double(G);
+      double squared = row_squares[j] - 2 * xi_xj + row_squares[i] - double(G) * mean * mean;
+      if (squared <= 1e-12 * (row_squares[i] + row_squares[j])) squared = 0;
+      norms[e] = std::sqrt(squared);
+    }
+  }
+}
+
+std::vector<VelocityGraph> velocity_graphs(const DisplacementPlan& plan, const float* const* V, int64_t fields) {
+  require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: no velocity fields");
+  const int64_t cells = plan.cells, G = plan.genes;
+  bool any_nan = false;
+  for (int64_t f = 0; f < fields && !any_nan; ++f) {
+    require(V[f] != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: field " + std::to_string(f) + " is null");
+    for (int64_t e = 0; e < cells * G && !any_nan; ++e) any_nan = std::isnan(V[f][e]);
+  }
+  if (any_nan)
+    fail(PV_ERR_INVALID_ARGUMENT, "velocity_graphs: a velocity field holds NaN (velocity_graph drops such genes)");
+  std::vector<std::vector<std::vector<double>>> cosines(static_cast<size_t>(fields),
+                                                        std::vector<std::vector<double>>(static_cast<size_t>(cells)));
+#pragma omp parallel
+  {
+    std::vector<float> centred(static_cast<size_t>(fields * G)), displacement(static_cast<size_t>(G)),
+        dots(static_cast<size_t>(fields));
+    std::vector<double> velocity_norm(static_cast<size_t>(fields));
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t i = 0; i < cells; ++i) {
+      for (int64_t f = 0; f < fields; ++f) {
+        const float* raw = V[f] + i * G;
+        double mean = 0;
+        for (int64_t g = 0; g < G; ++g) mean += raw[g];
+        mean /= double(G);
+        double squared = 0;
+        for (int64_t g = 0; g < G; ++g) {
+          const double v = double(raw[g]) - mean;
+          centred[f * G + g] = float(v);
+          squared += v * v;
+        }
+        velocity_norm[f] = std::sqrt(squared);
+        cosines[f][i].resize(plan.candidates[i].size());
+      }
+      const float* xi = plan.X + i * G;
+      for (size_t e = 0; e < plan.candidates[i].size(); ++e) {
+        const float* xj = plan.X + plan.candidates[i][e] * G;
+        // The displacement formed first (near-equal rows keep their precision), then its product
+        // with every field.
+        for (int64_t g = 0; g < G; ++g) displacement[g] = xj[g] - xi[g];
+        displacement_dots(displacement.data(), centred.data(), G, fields, dots.data());
+        for (int64_t f = 0; f < fields; ++f) {
+          const double norms = plan.displacement_norm[i][e] * velocity_norm[f];
+          cosines[f][i][e] = norms > 0 ? std::clamp(double(dots[f]) / norms, -1.0, 1.0) : 0.0;
+        }
+      }
+    }
+  }
+  std::vector<VelocityGraph> graphs;
+  graphs.reserve(static_cast<size_t>(fields));
+  for (int64_t f = 0; f < fields; ++f) {
+    graphs.push_back(assemble_graph(cells, plan.candidates, cosines[f]));
+    cosines[f] = {};
+  }
+  return graphs;
+}
+
+std::vector<VelocityGraph> velocity_graphs(const float* X, const float* const* V, int64_t fields, int64_t cells,
+                                           int64_t genes, const Knn& knn) {
+  require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: no velocity fields");
+  for (int64_t f = 0; f < fields; ++f)
+    require(V[f] != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: field " + std::to_string(f) + " is null");
+  bool any_nan = false;
+  for (int64_t f = 0; f < fields && !any_nan; ++f)
+    for (int64_t e = 0; e < cells * genes && !any_nan; ++e) any_nan = std::isnan(V[f][e]);
+  if (any_nan) {  // each field drops its own genes: one graph at a time
+    std::vector<VelocityGraph> graphs;
+    for (int64_t f = 0; f < fields; ++f) graphs.push_back(velocity_graph(X, V[f], cells, genes, knn));
+    return graphs;
+  }
+  return velocity_graphs(DisplacementPlan(X, cells, genes, knn), V, fields);
 }
 
 std::vector<double> velocity_embedding(const VelocityGraph& graph, const double* embedding, int64_t cells,
@@ -356,13 +528,14 @@ struct WholeSample {
 using WholeSampleConsumer = std::function<void(const GeneDraw&, const WholeSample&)>;
 
 void stream_whole_samples(const VelocityModel& model, const PosteriorOptions& options, int64_t cells, int64_t genes,
-                          const WholeSampleConsumer& consume) {
+                          const WholeSampleConsumer& consume, PosteriorSummariser* summariser = nullptr) {
   WholeSample sample;
   sample.ut.resize(static_cast<size_t>(cells * genes));
   sample.st.resize(static_cast<size_t>(cells * genes));
   if (options.predictive_counts) sample.s.resize(static_cast<size_t>(cells * genes));
   sample.cell_time.resize(static_cast<size_t>(cells));
   stream_posterior(model, options, [&](const GeneDraw& draw, const CellChunkDraw& chunk) {
+    if (summariser) summariser->add(draw, chunk);
     const int64_t offset = chunk.first * genes;
     std::copy(chunk.ut.begin(), chunk.ut.end(), sample.ut.begin() + offset);
     std::copy(chunk.st.begin(), chunk.st.end(), sample.st.begin() + offset);
@@ -403,6 +576,16 @@ void sample_velocity(const StatisticsSample& draw, int64_t cells, int64_t genes,
       const int64_t e = c * genes + g;
       out[e] = float(draw.beta[g] * draw.ut[e] / draw.u_scale[g] - draw.gamma[g] * draw.st[e]);
     }
+}
+
+// out (cols x rows) = in (rows x cols) transposed, in cache-sized tiles.
+void transpose(const float* in, int64_t rows, int64_t cols, float* out) {
+  constexpr int64_t kTile = 64;
+#pragma omp parallel for schedule(static)
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile)
+      for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
+        for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) out[c * rows + r] = in[r * cols + c];
 }
 
 std::string shape_text(const std::vector<int64_t>& shape) {
@@ -504,8 +687,8 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
     std::iota(rows.begin(), rows.end(), int64_t(0));
   }
   for (int64_t r : rows)
-    require(r >= 0 && r < all_cells, PV_ERR_INVALID_ARGUMENT,
-            "compute_statistics: the samples' cells hold " + std::to_string(r) + ", outside [0, cells)");
+    if (r < 0 || r >= all_cells)
+      fail(PV_ERR_INVALID_ARGUMENT, "compute_statistics: the samples' cells hold " + std::to_string(r) + ", outside [0, cells)");
   const int64_t C = int64_t(rows.size());
   require(C >= 2, PV_ERR_INVALID_ARGUMENT, "compute_statistics: needs at least 2 cells");
   const Knn knn = knn_graph(select_rows(x_pca, rows, x_pca.cols).data(), C, x_pca.cols, std::min(options.neighbours, C));
@@ -523,8 +706,8 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
       m2_st(size_t(C * G), 0.0), mean_velocity(size_t(C * G), 0.0);
   std::vector<double> original_magnitude(size_t(S * C)), field(size_t(S * C * 2)), pca_field;
   if (with_pca) pca_field.resize(size_t(S * C * 2));
-  const bool cache_velocities =
-      !options.spliced_per_sample && double(S) * double(C * G) * sizeof(float) <= double(options.sample_cache_bytes);
+  const bool cache_velocities = !options.spliced_per_sample && !input.samples_in_memory &&
+                                double(S) * double(C * G) * sizeof(float) <= double(options.sample_cache_bytes);
   std::vector<float> cached_velocities;
   if (cache_velocities) cached_velocities.resize(size_t(S * C * G));
   int64_t seen = 0;
@@ -533,7 +716,15 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
     const std::vector<double> embedded = velocity_embedding(graph, embedding.data(), C, 2, true);
     std::copy(embedded.begin(), embedded.end(), field.begin() + sample * C * 2);
   };
-  std::vector<float> velocity(size_t(C * G));
+  std::vector<float> velocity(size_t(C * G)), st_by_gene(size_t(C * G)), s_by_gene(size_t(C * G));
+  std::vector<double> observed_by_gene(size_t(C * G));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t g = 0; g < G; ++g) observed_by_gene[g * C + c] = observed_spliced[c * G + g];
+  // Only the first two components are kept, so only their loadings are needed.
+  std::vector<double> leading_loadings;
+  if (with_pca)
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t k = 0; k < 2; ++k) leading_loadings.push_back(options.pca_loadings[g * options.pca_components + k]);
   samples(true, [&](const StatisticsSample& draw) {
     require(seen < S, PV_ERR_INTERNAL, "compute_statistics: more samples than announced");
     const float* ut = draw.ut;
@@ -542,6 +733,7 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
     sample_velocity(draw, C, G, velocity.data());
     if (cache_velocities) std::copy(velocity.begin(), velocity.end(), cached_velocities.begin() + sample * C * G);
     const double count = double(seen);
+#pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < C * G; ++e) {
       const double du = ut[e] - mean_ut[e], ds = st[e] - mean_st[e];
       mean_ut[e] += du / count;
@@ -550,50 +742,73 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
       m2_st[e] += ds * (st[e] - mean_st[e]);
       mean_velocity[e] += (double(velocity[e]) - mean_velocity[e]) / count;
     }
+#pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < C; ++c) {
       double squared = 0;
       for (int64_t g = 0; g < G; ++g) squared += double(velocity[c * G + g]) * velocity[c * G + g];
       original_magnitude[sample * C + c] = std::sqrt(squared);
     }
     if (with_pca) {
-      const std::vector<double> projected =
-          direct_pca_projection(velocity.data(), C, G, options.pca_loadings.data(), options.pca_components);
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t k = 0; k < 2; ++k) pca_field[(sample * C + c) * 2 + k] = projected[c * options.pca_components + k];
+      const std::vector<double> projected = direct_pca_projection(velocity.data(), C, G, leading_loadings.data(), 2);
+      std::copy(projected.begin(), projected.end(), pca_field.begin() + sample * C * 2);
     }
-    std::vector<double> st_of_gene(static_cast<size_t>(C));
+    // The gene ranking reads genes as columns: transposed copies make those reads contiguous.
+    transpose(st, C, G, st_by_gene.data());
+    transpose(draw.s, C, G, s_by_gene.data());
     const std::vector<double> cell_time(draw.cell_time, draw.cell_time + C);
+#pragma omp parallel for schedule(static)
     for (int64_t g = 0; g < G; ++g) {
+      const float* st_of_gene = st_by_gene.data() + g * C;
+      const float* s_of_gene = s_by_gene.data() + g * C;
+      const double* observed_of_gene = observed_by_gene.data() + g * C;
       double absolute_error = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        absolute_error += std::abs(observed_spliced[c * G + g] - double(draw.s[c * G + g]));
-        st_of_gene[c] = st[c * G + g];
-      }
+      for (int64_t c = 0; c < C; ++c) absolute_error += std::abs(observed_of_gene[c] - double(s_of_gene[c]));
       mean_mae[g] += -(absolute_error / double(C)) / observed_mean[g] / double(S);
-      time_correlation[g] += pearson(st_of_gene, cell_time) / double(S);
+      time_correlation[g] += pearson(std::vector<double>(st_of_gene, st_of_gene + C), cell_time) / double(S);
     }
     if (options.spliced_per_sample) embed_sample(sample, st, velocity.data());
   });
   require(seen == S, PV_ERR_INTERNAL, "compute_statistics: fewer samples than announced");
 
   const std::vector<float> mean_st_float(mean_st.begin(), mean_st.end());
+  const DisplacementPlan plan(mean_st_float.data(), C, G, knn);  // every graph from here on is against mean st
   if (!options.spliced_per_sample) {
-    // Pass 2: each sample's velocity against the mean st.
+    // Pass 2: each sample's velocity against the mean st, in batches: velocity_graphs shares the
+    // candidates and displacement norms across a batch and reads each displacement once for it.
+    constexpr int64_t kBatch = 8;
+    int64_t batched = 0;
+    auto embed_batch = [&](const std::vector<const float*>& velocities) {
+      const std::vector<VelocityGraph> graphs = velocity_graphs(plan, velocities.data(), int64_t(velocities.size()));
+      for (size_t k = 0; k < graphs.size(); ++k) {
+        const std::vector<double> embedded = velocity_embedding(graphs[k], embedding.data(), C, 2, true);
+        std::copy(embedded.begin(), embedded.end(), field.begin() + (batched + int64_t(k)) * C * 2);
+      }
+      batched += int64_t(velocities.size());
+    };
     if (cache_velocities) {
-      for (int64_t sample = 0; sample < S; ++sample)
-        embed_sample(sample, mean_st_float.data(), cached_velocities.data() + sample * C * G);
+      for (int64_t first = 0; first < S; first += kBatch) {
+        std::vector<const float*> velocities;
+        for (int64_t k = first; k < std::min(S, first + kBatch); ++k) velocities.push_back(cached_velocities.data() + k * C * G);
+        embed_batch(velocities);
+      }
     } else {
-      seen = 0;
+      std::vector<float> batch(size_t(std::min(kBatch, S) * C * G));
+      std::vector<const float*> velocities;
       samples(false, [&](const StatisticsSample& draw) {
-        sample_velocity(draw, C, G, velocity.data());
-        embed_sample(seen++, mean_st_float.data(), velocity.data());
+        float* slot = batch.data() + int64_t(velocities.size()) * C * G;
+        sample_velocity(draw, C, G, slot);
+        velocities.push_back(slot);
+        if (int64_t(velocities.size()) == kBatch) embed_batch(velocities), velocities.clear();
       });
+      if (!velocities.empty()) embed_batch(velocities);
     }
+    require(batched == S, PV_ERR_INTERNAL, "compute_statistics: pass 2 saw a different number of samples");
   }
   cached_velocities = {};
   const std::vector<float> mean_velocity_float(mean_velocity.begin(), mean_velocity.end());
+  const float* mean_velocity_pointer = mean_velocity_float.data();
   const std::vector<double> mean_field = velocity_embedding(
-      velocity_graph(mean_st_float.data(), mean_velocity_float.data(), C, G, knn), embedding.data(), C, 2, true);
+      velocity_graphs(plan, &mean_velocity_pointer, 1).front(), embedding.data(), C, 2, true);
 
   auto magnitude_and_angle = [&](const std::vector<double>& vectors, std::vector<double>* magnitude,
                                  std::vector<double>* angle) {
@@ -633,7 +848,7 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
 }
 
 PosteriorStatistics compute_statistics(const VelocityModel& model, const PosteriorOptions& posterior,
-                                       const StatisticsOptions& options) {
+                                       const StatisticsOptions& options, PosteriorSummariser* summariser) {
   require(model.data().anndata != nullptr, PV_ERR_INVALID_ARGUMENT, "compute_statistics: the model has no AnnData");
   const int64_t G = model.layout().genes;
   const int64_t C = posterior.cells.empty() ? model.layout().cells : int64_t(posterior.cells.size());
@@ -650,6 +865,7 @@ PosteriorStatistics compute_statistics(const VelocityModel& model, const Posteri
         PosteriorOptions stream = posterior;
         stream.predictive_counts = with_counts;
         std::vector<float> cell_time(static_cast<size_t>(C));
+        PosteriorSummariser* tap = with_counts ? summariser : nullptr;  // the first pass, exactly once
         stream_whole_samples(model, stream, C, G, [&](const GeneDraw& draw, const WholeSample& whole) {
           std::copy(whole.cell_time.begin(), whole.cell_time.end(), cell_time.begin());
           StatisticsSample sample;
@@ -661,7 +877,7 @@ PosteriorStatistics compute_statistics(const VelocityModel& model, const Posteri
           sample.gamma = draw.site[kGamma].data();
           sample.u_scale = draw.site[kUScale].empty() ? unit_scale.data() : draw.site[kUScale].data();
           visit(sample);
-        });
+        }, tap);
       },
       options);
 }
@@ -684,8 +900,8 @@ PosteriorStatistics compute_statistics(const io::AnnData& anndata, const std::ma
             std::string("compute_statistics: posterior '") + key + "' has shape " + shape_text(a.shape) + ", expected " +
                 shape_text(shape) + " (samples, cells, genes of the data)");
     for (float v : a.values)
-      require(std::isfinite(v), PV_ERR_INVALID_ARGUMENT, std::string("compute_statistics: posterior '") + key + "' holds " +
-                                                             std::to_string(v));
+      if (!std::isfinite(v))  // (the message only on failure: this loop sees every value)
+        fail(PV_ERR_INVALID_ARGUMENT, std::string("compute_statistics: posterior '") + key + "' holds " + std::to_string(v));
     return &a;
   };
   const auto ut_it = samples.find("ut");
@@ -704,6 +920,7 @@ PosteriorStatistics compute_statistics(const io::AnnData& anndata, const std::ma
   StatisticsInput input;
   input.anndata = &anndata;
   input.spliced = &spliced_it->second;
+  input.samples_in_memory = true;
   input.samples = S;
   input.genes = G;
   std::vector<double> beta_g(static_cast<size_t>(G)), gamma_g(static_cast<size_t>(G)), scale_g(static_cast<size_t>(G), 1.0);

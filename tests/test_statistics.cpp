@@ -481,6 +481,34 @@ TEST_CASE("statistics: compute_statistics on a subset of cells uses those rows o
               embedded_field(st_float, velocity_float, C, G, knn, embedding), 1e-4, "subset mean field");
 }
 
+TEST_CASE("statistics: velocity_graphs (batched, float32 products) agrees with velocity_graph field by field") {
+  const int64_t cells = 120, genes = 37, fields = 6;
+  std::vector<float> X(size_t(cells * genes));
+  std::vector<std::vector<float>> V(size_t(fields), std::vector<float>(size_t(cells * genes)));
+  for (int64_t e = 0; e < cells * genes; ++e) {
+    X[e] = float(std::floor(8 * (1 + std::sin(0.37 * double(e) + 0.01 * double(e / genes)))));  // count-like, with ties
+    for (int64_t f = 0; f < fields; ++f) V[f][e] = float(std::cos(0.11 * double(e) * double(f + 1) + double(f)));
+  }
+  for (int64_t g = 0; g < genes; ++g) X[5 * genes + g] = X[9 * genes + g];  // two identical rows: zero displacement
+  std::vector<double> points;
+  for (int64_t c = 0; c < cells; ++c) points.push_back(std::sin(0.2 * double(c))), points.push_back(double(c % 7));
+  const pv::Knn knn = pv::knn_graph(points.data(), cells, 2, 8);
+  std::vector<const float*> pointers;
+  for (const auto& v : V) pointers.push_back(v.data());
+  const std::vector<pv::VelocityGraph> batched = pv::velocity_graphs(X.data(), pointers.data(), fields, cells, genes, knn);
+  REQUIRE(int64_t(batched.size()) == fields);
+  double worst = 0;
+  for (int64_t f = 0; f < fields; ++f) {
+    const pv::VelocityGraph single = pv::velocity_graph(X.data(), V[f].data(), cells, genes, knn);
+    REQUIRE(batched[f].indptr == single.indptr);
+    REQUIRE(batched[f].indices == single.indices);
+    for (size_t e = 0; e < single.cosine.size(); ++e) worst = std::max(worst, std::abs(batched[f].cosine[e] - single.cosine[e]));
+    for (int64_t c = 0; c < cells; ++c) CHECK(batched[f].self_transition[c] == doctest::Approx(single.self_transition[c]).epsilon(1e-4));
+  }
+  CHECK(worst < 1e-5);
+  CHECK_THROWS_AS(pv::velocity_graphs(X.data(), pointers.data(), 0, cells, genes, knn), pv::Error);
+}
+
 TEST_CASE("statistics: samples held in memory, drawn twice, or cached give the same statistics") {
   pv::SimulationOptions simulation;
   simulation.cells = 40;
@@ -507,12 +535,25 @@ TEST_CASE("statistics: samples held in memory, drawn twice, or cached give the s
   REQUIRE(cached.arrays.size() == 13);
   for (const auto& [key, array] : cached.arrays) {
     CAPTURE(key);
-    CHECK(redrawn.arrays.at(key).values == array.values);
+    // Pass 2 from the cache runs the batched float32 graphs; drawn again, one double graph each.
+    check_close(redrawn.arrays.at(key).values, std::vector<double>(array.values.begin(), array.values.end()), 1e-3, key.c_str());
     REQUIRE(held.arrays.at(key).shape == array.shape);
     // The held samples carry float32 rates, the drawn ones double: agreement to float precision.
     check_close(held.arrays.at(key).values, std::vector<double>(array.values.begin(), array.values.end()), 1e-3, key.c_str());
   }
   CHECK(held.gene_ranking.genes == cached.gene_ranking.genes);
+
+  // The summaries tapped from the statistics' first pass are summarise_posterior's, exactly.
+  pv::PosteriorSummariser summariser(model, posterior);
+  const pv::PosteriorStatistics tapped = pv::compute_statistics(model, posterior, options, &summariser);
+  const pv::PosteriorSummary shared = summariser.finish(), alone = pv::summarise_posterior(model, posterior);
+  CHECK(tapped.arrays.at("fdri").values == cached.arrays.at("fdri").values);
+  REQUIRE(shared.mean.size() == alone.mean.size());
+  for (const auto& [key, mean] : alone.mean) {
+    CAPTURE(key);
+    CHECK(shared.mean.at(key) == mean);
+    CHECK(shared.sd.at(key) == alone.sd.at(key));
+  }
 
   // Held samples of the wrong shape or with a missing key are refused by name.
   std::map<std::string, pv::Array> samples = pv::generate_posterior_samples(model, posterior);

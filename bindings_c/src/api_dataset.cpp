@@ -44,9 +44,10 @@ void check_annotation(const char* key, const double* values, int64_t rows, int64
               "cols is " + std::to_string(cols) + " (" + key + "); must be >= 1");
   pv::check_not_null(values, "values");
   for (int64_t i = 0; i < rows * cols; ++i)
-    pv::require(std::isfinite(values[i]), PV_ERR_INVALID_ARGUMENT,
-                std::string(key) + "[" + std::to_string(i / cols) + "][" + std::to_string(i % cols) + "] is " +
-                    std::to_string(values[i]) + " (values must be finite)");
+    if (!std::isfinite(values[i]))
+      pv::fail(PV_ERR_INVALID_ARGUMENT, std::string(key) + "[" + std::to_string(i / cols) + "][" +
+                                            std::to_string(i % cols) + "] is " + std::to_string(values[i]) +
+                                            " (values must be finite)");
 }
 
 CountMatrix dense_counts(int64_t n_cells, int64_t n_genes, const double* values, const char* name) {

@@ -1,0 +1,118 @@
+// bench_statistics: compute_statistics_from_posterior_samples on a real dataset (pancreas by
+// default), the way Pyro-Velocity's API calls it: S posterior samples already in memory (drawn
+// first, untimed), then the statistics (kNN, one velocity graph and embedding projection per
+// sample and for the mean, direct PCA projection, Rayleigh + BH, gene ranking). Also times the
+// streaming form (`pvengine fit`, `pv_model_statistics`), which draws the samples itself.
+// Warm-up, --reps timed repetitions (mean +- sd); markdown on stdout, JSON stamped with the build.
+//
+//   bench_statistics [--input PATH | --simulate CELLSxGENES] [--samples 30] [--reps 3] [--warmup 1]
+//                    [--streaming 1] [--json PATH]
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/error.h"
+#include "engine/model.h"
+#include "engine/posterior.h"
+#include "engine/simulator.h"
+#include "engine/statistics.h"
+#include "io/h5ad_reader.h"
+#include "pv_build_config.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Timing {
+  double mean = 0, sd = 0;
+};
+
+template <class F>
+Timing time_it(int warmup, int reps, F&& run) {
+  for (int i = 0; i < warmup; ++i) run();
+  std::vector<double> times;
+  for (int i = 0; i < reps; ++i) {
+    const auto t = Clock::now();
+    run();
+    times.push_back(seconds_since(t));
+  }
+  Timing timing;
+  for (double t : times) timing.mean += t / double(times.size());
+  for (double t : times) timing.sd += (t - timing.mean) * (t - timing.mean) / std::max(1.0, double(times.size() - 1));
+  timing.sd = std::sqrt(timing.sd);
+  return timing;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string input = PV_SHARED_DIR "/data/pancreas.h5ad", simulate;
+  std::string json = PV_SOURCE_DIR "/bench/out/statistics.json";
+  int samples = 30, reps = 3, warmup = 1, streaming = 1;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--input") input = v;
+    else if (a == "--simulate") simulate = v;
+    else if (a == "--samples") samples = std::stoi(v);
+    else if (a == "--reps") reps = std::stoi(v);
+    else if (a == "--warmup") warmup = std::stoi(v);
+    else if (a == "--streaming") streaming = std::stoi(v);
+    else if (a == "--json") json = v;
+    else {
+      std::fprintf(stderr, "bench_statistics: unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  try {
+    std::shared_ptr<pv::io::AnnData> data;
+    if (!simulate.empty()) {
+      pv::SimulationOptions so;
+      const size_t x = simulate.find('x');
+      so.cells = std::stoll(simulate.substr(0, x));
+      so.genes = std::stoll(simulate.substr(x + 1));
+      so.pca_components = 30;
+      data = std::make_shared<pv::io::AnnData>(pv::simulate(so));
+      input = "simulated " + simulate;
+    } else {
+      data = std::make_shared<pv::io::AnnData>(pv::io::read_h5ad(input));
+    }
+    const pv::VelocityModel model(pv::make_model_data(data), pv::ModelOptions{}, 0);
+    pv::StatisticsOptions options;
+    pv::prepare_statistics(*data, &options, 0);
+    pv::PosteriorOptions posterior;
+    posterior.num_samples = samples;
+    const auto draw_start = Clock::now();
+    const std::map<std::string, pv::Array> held = pv::generate_posterior_samples(model, posterior);
+    const double draw_seconds = seconds_since(draw_start);
+    const Timing from_held = time_it(warmup, reps, [&] { pv::compute_statistics(*data, held, options); });
+    Timing streamed;
+    if (streaming) streamed = time_it(0, 1, [&] { pv::compute_statistics(model, posterior, options); });
+
+    const double C = double(model.layout().cells), G = double(model.layout().genes);
+    const std::string name = simulate.empty() ? std::filesystem::path(input).filename().string() : input;
+    std::printf("| dataset | cells x genes | samples | drawing the samples s | statistics from held samples s (mean +- sd, %d reps) | streaming (draws included) s |\n", reps);
+    std::printf("|---|---|---|---|---|---|\n");
+    std::printf("| %s | %.0f x %.0f | %d | %.2f | %.3f +- %.3f | %s |\n", name.c_str(), C, G, samples, draw_seconds,
+                from_held.mean, from_held.sd, streaming ? std::to_string(streamed.mean).c_str() : "-");
+    std::printf("\nbuild: %s, commit %s\n", pv::build_info().c_str(), PV_GIT_COMMIT);
+    std::filesystem::create_directories(std::filesystem::path(json).parent_path());
+    std::ofstream out(json);
+    out << "{\"build\": \"" << pv::build_info() << "\", \"commit\": \"" << PV_GIT_COMMIT << "\", \"input\": \"" << name
+        << "\", \"cells\": " << C << ", \"genes\": " << G << ", \"samples\": " << samples
+        << ", \"draw_seconds\": " << draw_seconds << ", \"held_seconds_mean\": " << from_held.mean
+        << ", \"held_seconds_sd\": " << from_held.sd << ", \"reps\": " << reps
+        << ", \"streaming_seconds\": " << (streaming ? streamed.mean : -1.0) << "}\n";
+  } catch (const pv::Error& e) {
+    std::fprintf(stderr, "bench_statistics: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
