@@ -244,8 +244,10 @@ TEST_CASE("stopping rules, validation split, cancellation and bad options") {
     t.max_epochs = 0;
     CHECK_THROWS_AS(pv::Trainer(model, t), pv::Error);
     t.max_epochs = 5;
-    t.batch_size = 41;
+    t.batch_size = -1;
     CHECK_THROWS_AS(pv::Trainer(model, t), pv::Error);
+    t.batch_size = 41;  // more than the 40 cells: one batch of them all, as in the reference's loader
+    CHECK_NOTHROW(pv::Trainer(model, t));
     CHECK_THROWS_AS(pv::parse_likelihood("Gaussian"), pv::Error);
   }
 }
