@@ -39,7 +39,8 @@ void only(const std::string& key, const std::string& value, std::initializer_lis
   for (const char* a : accepted)
     if (lower(value) == lower(a)) return;
   std::string list;
-  for (const char* a : accepted) list += (list.empty() ? "" : " or ") + std::string(a);
+  for (const char* a : accepted)
+    if (*a != '\0') list += (list.empty() ? "" : " or ") + std::string(a);  // "" (unset) goes unnamed
   unsupported(key, value, list);
 }
 
