@@ -242,24 +242,14 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
     }
   }
 
-  std::vector<std::vector<int64_t>> row_indices(static_cast<size_t>(cells));
+  const std::vector<std::vector<int64_t>> row_indices = candidate_rows(knn);
   std::vector<std::vector<double>> row_cosines(static_cast<size_t>(cells));
-  const int64_t k = knn.k;
 #pragma omp parallel
   {
-    std::vector<char> is_candidate(static_cast<size_t>(cells), 0);
     std::vector<double> displacement(static_cast<size_t>(G));
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < cells; ++i) {
-      std::vector<int64_t>& candidates = row_indices[i];
-      for (int64_t a = 0; a < k; ++a) {
-        const int64_t neighbour = knn.index[i * k + a];
-        for (int64_t b = -1; b < k; ++b) {
-          const int64_t j = b < 0 ? neighbour : knn.index[neighbour * k + b];
-          if (j != i && !is_candidate[j]) is_candidate[j] = 1, candidates.push_back(j);
-        }
-      }
-      std::sort(candidates.begin(), candidates.end());
+      const std::vector<int64_t>& candidates = row_indices[i];
       const double* vi = centred_velocity.data() + i * G;
       std::vector<double>& cosines = row_cosines[i];
       cosines.resize(candidates.size());
@@ -270,7 +260,6 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
         for (int64_t g = 0; g < G; ++g) xi_v += double(xi[g]) * vi[g];
         for (size_t e = 0; e < candidates.size(); ++e) {
           const int64_t j = candidates[e];
-          is_candidate[j] = 0;
           const float* xj = compact.data() + j * G;
           double xj_v = 0, xi_xj = 0;
 #pragma omp simd reduction(+ : xj_v, xi_xj)
@@ -289,7 +278,6 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
       }
       for (size_t e = 0; e < candidates.size(); ++e) {
         const int64_t j = candidates[e];
-        is_candidate[j] = 0;
         double mean = 0;
         for (int64_t g = 0; g < G; ++g) {
           const int64_t gene = kept_genes[g];
