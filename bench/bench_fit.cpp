@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "engine/backend.h"
 #include "engine/simulator.h"
 #include "engine/error.h"
@@ -26,13 +27,8 @@
 #include "io/h5ad_reader.h"
 #include "pv_build_config.h"
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-}  // namespace
+using pv::bench::Clock;
+using pv::bench::seconds_since;
 
 int main(int argc, char** argv) {
   std::string input = PV_SHARED_DIR "/data/pancreas.h5ad", model_name = "model1", state = "marginal";
@@ -64,9 +60,7 @@ int main(int argc, char** argv) {
     std::shared_ptr<pv::io::AnnData> data;
     if (!simulate.empty()) {
       pv::SimulationOptions so;
-      const size_t x = simulate.find('x');
-      so.cells = std::stoll(simulate.substr(0, x));
-      so.genes = std::stoll(simulate.substr(x + 1));
+      pv::bench::parse_cells_x_genes(simulate, &so.cells, &so.genes);
       so.mean_spliced = mean_spliced;
       so.mean_unspliced = mean_unspliced;
       so.pca_components = 2;
@@ -104,10 +98,8 @@ int main(int argc, char** argv) {
       epoch();
       times.push_back(seconds_since(t));
     }
-    double mean = 0, sd = 0;
-    for (double t : times) mean += t / double(times.size());
-    for (double t : times) sd += (t - mean) * (t - mean) / std::max(1.0, double(times.size() - 1));
-    sd = std::sqrt(sd);
+    const pv::bench::Timing timing = pv::bench::summarise_times(times);
+    const double mean = timing.mean, sd = timing.sd;
     pv::PosteriorOptions p;
     p.num_samples = samples;
     const auto t = Clock::now();

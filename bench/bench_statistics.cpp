@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "engine/backend.h"
 #include "engine/error.h"
 #include "engine/model.h"
@@ -25,33 +26,8 @@
 #include "io/h5ad_reader.h"
 #include "pv_build_config.h"
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-struct Timing {
-  double mean = 0, sd = 0;
-};
-
-template <class F>
-Timing time_it(int warmup, int reps, F&& run) {
-  for (int i = 0; i < warmup; ++i) run();
-  std::vector<double> times;
-  for (int i = 0; i < reps; ++i) {
-    const auto t = Clock::now();
-    run();
-    times.push_back(seconds_since(t));
-  }
-  Timing timing;
-  for (double t : times) timing.mean += t / double(times.size());
-  for (double t : times) timing.sd += (t - timing.mean) * (t - timing.mean) / std::max(1.0, double(times.size() - 1));
-  timing.sd = std::sqrt(timing.sd);
-  return timing;
-}
-
-}  // namespace
+using pv::bench::time_it;
+using pv::bench::Timing;
 
 int main(int argc, char** argv) {
   std::string input = PV_SHARED_DIR "/data/pancreas.h5ad", simulate;
@@ -75,9 +51,7 @@ int main(int argc, char** argv) {
     std::shared_ptr<pv::io::AnnData> data;
     if (!simulate.empty()) {
       pv::SimulationOptions so;
-      const size_t x = simulate.find('x');
-      so.cells = std::stoll(simulate.substr(0, x));
-      so.genes = std::stoll(simulate.substr(x + 1));
+      pv::bench::parse_cells_x_genes(simulate, &so.cells, &so.genes);
       so.pca_components = 30;
       data = std::make_shared<pv::io::AnnData>(pv::simulate(so));
       input = "simulated " + simulate;
@@ -89,9 +63,9 @@ int main(int argc, char** argv) {
     pv::prepare_statistics(*data, &options, 0);
     pv::PosteriorOptions posterior;
     posterior.num_samples = samples;
-    const auto draw_start = Clock::now();
+    const auto draw_start = pv::bench::Clock::now();
     const std::map<std::string, pv::Array> held = pv::generate_posterior_samples(model, posterior);
-    const double draw_seconds = seconds_since(draw_start);
+    const double draw_seconds = pv::bench::seconds_since(draw_start);
     const Timing from_held = time_it(warmup, reps, [&] { pv::compute_statistics(*data, held, options); });
     Timing streamed;
     if (streaming) streamed = time_it(0, 1, [&] { pv::compute_statistics(model, posterior, options); });

@@ -682,10 +682,16 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   const Knn knn = knn_graph(select_rows(x_pca, rows, x_pca.cols).data(), C, x_pca.cols, std::min(options.neighbours, C));
   const std::vector<double> embedding = select_rows(x_embedding, rows, 2);
 
-  const std::vector<double> observed_spliced = observed_rows(*input.spliced, rows);
-  std::vector<double> observed_mean(size_t(G), 0.0);
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t g = 0; g < G; ++g) observed_mean[g] += observed_spliced[c * G + g] / double(C);
+  // The observed spliced counts gene by gene (the gene ranking reads them as columns), and their means.
+  std::vector<double> observed_by_gene(size_t(C * G)), observed_mean(size_t(G), 0.0);
+  {
+    const std::vector<double> observed_spliced = observed_rows(*input.spliced, rows);
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t g = 0; g < G; ++g) {
+        observed_by_gene[g * C + c] = observed_spliced[c * G + g];
+        observed_mean[g] += observed_spliced[c * G + g] / double(C);
+      }
+  }
   std::vector<double> mean_mae(size_t(G), 0.0), time_correlation(size_t(G), 0.0);
 
   // Pass 1: moments of ut, st and V over samples; everything that does not need st's mean. The
@@ -705,9 +711,6 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
     std::copy(embedded.begin(), embedded.end(), field.begin() + sample * C * 2);
   };
   std::vector<float> velocity(size_t(C * G)), st_by_gene(size_t(C * G)), s_by_gene(size_t(C * G));
-  std::vector<double> observed_by_gene(size_t(C * G));
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t g = 0; g < G; ++g) observed_by_gene[g * C + c] = observed_spliced[c * G + g];
   // Only the first two components are kept, so only their loadings are needed.
   std::vector<double> leading_loadings;
   if (with_pca)
