@@ -1,6 +1,6 @@
 // Compiled with -mavx2 -mfma -fopenmp-simd -fno-math-errno (engine/CMakeLists.txt) and entered
 // only after fast_likelihood_available() has checked the CPU. Every loop over genes is branch-free
-// so that GCC vectorises it and calls glibc's vector expf/logf/log1pf (libmvec).
+// and calls only the inline functions of engine/vector_math.h, so that GCC vectorises it whole.
 #include "engine/likelihood_fast.h"
 
 #include <algorithm>
@@ -9,71 +9,93 @@
 
 #include "engine/error.h"
 #include "engine/gene_slots.h"
+#include "engine/vector_math.h"
 #include "kernels/dynamics.h"
-
-extern "C" {
-__attribute__((simd("notinbranch"))) float expf(float);
-__attribute__((simd("notinbranch"))) float logf(float);
-__attribute__((simd("notinbranch"))) float log1pf(float);
-}
 
 namespace pv {
 namespace {
 
-constexpr float kEps = 1e-6f;
+using vmath::exp_neg;
+using vmath::Log1pReciprocal;
+using vmath::log1p_reciprocal_unit;
+using vmath::log_positive;
+using vmath::max_f;
+using vmath::min_f;
 
-// e^-x for x >= 0, with the argument clamped at 80 (e^-80 = 1.8e-35, as good as 0 here): glibc's
-// vector expf and log1pf hand lanes outside their normal range to the scalar routines, which
-// would make every underflowing lane cost a function call.
-__attribute__((always_inline)) inline float exp_neg(float x) { return expf(-std::min(x, 80.0f)); }
+constexpr float kEps = 1e-6f;
 constexpr int64_t kChunks = 64;  // as the reference path: thread-count independent sums
 
-// e^-x, phi(x) = (1 - e^-x)/x and phi'(x) for x >= 0, branch-free: a short series below 0.05,
-// the closed forms above (phi' as -(phi - e^-x)/x, which keeps float cancellation small).
-struct DecayF {
-  float e, phi, dphi;
-};
-__attribute__((always_inline)) inline DecayF decay_f(float x) {
-  const float e = exp_neg(x);
-  const float xs = std::max(x, 1e-30f);
-  const float phi_c = (1.0f - e) / xs;
-  const float dphi_c = -(phi_c - e) / xs;
-  const float phi_s = 1.0f - x * (0.5f - x * (1.0f / 6 - x * (1.0f / 24 - x * (1.0f / 120))));
-  const float dphi_s = -0.5f + x * (1.0f / 3 - x * (0.125f - x * (1.0f / 30 - x * (1.0f / 144))));
-  const bool small = x < 0.05f;
-  return {e, small ? phi_s : phi_c, small ? dphi_s : dphi_c};
+// Below this argument phi and phi' come from their series (to x^4: error 4e-10 at the threshold);
+// above it from the closed forms, whose float cancellation is then about 1e-6 relative at worst.
+constexpr float kSeriesBelow = 0.05f;
+
+// phi(x) = (1 - e^-x)/x and phi'(x) by their Taylor series, for 0 <= x < kSeriesBelow.
+__attribute__((always_inline)) inline float phi_series(float x) {
+  return 1.0f - x * (0.5f - x * (1.0f / 6 - x * (1.0f / 24 - x * (1.0f / 120))));
+}
+__attribute__((always_inline)) inline float dphi_series(float x) {
+  return -0.5f + x * (1.0f / 3 - x * (0.125f - x * (1.0f / 30 - x * (1.0f / 144))));
 }
 
-// The partial derivatives pass 3 needs, for one state of one gene (rate 0 in repression).
-struct DynF {
-  float u, s;
-  float du_tau, du_u0, du_alpha, du_beta;
-  float ds_tau, ds_u0, ds_s0, ds_alpha, ds_beta, ds_gamma;
+// phi(x) and phi'(x) for x >= 0 given e = e^-x, branch-free (phi' as -(phi - e)/x above the series).
+struct Phi {
+  float phi, dphi;
 };
-__attribute__((always_inline)) inline DynF dynamics_f(float tau, float u0, float s0, float alpha, float beta, float gamma) {
-  const DecayF db = decay_f(beta * tau), dg = decay_f(gamma * tau);
+__attribute__((always_inline)) inline Phi phi_f(float x, float e) {
+  const float inv_x = 1.0f / max_f(x, 1e-30f);
+  const float phi_c = (1.0f - e) * inv_x;
+  const float dphi_c = -(phi_c - e) * inv_x;
+  const bool small = x < kSeriesBelow;
+  return {small ? phi_series(x) : phi_c, small ? dphi_series(x) : dphi_c};
+}
+
+// The partial derivatives pass 3 needs, for one state of one gene, in this order from the state's
+// first scratch array; the repression state (rate 0) leaves its alpha slots unwritten.
+enum Partial { pDuTau, pDuU0, pDuAlpha, pDuBeta, pDsTau, pDsU0, pDsS0, pDsAlpha, pDsBeta, pDsGamma, kPartials };
+
+struct UnsplicedSpliced {
+  float u, s;
+};
+
+// One state's u, s at tau, writing the partials to out[Partial][g]. They are written here rather
+// than returned in a struct: a struct local inside an `omp simd` loop becomes a per-lane array that
+// GCC can only fill with scatters, and it then leaves the whole loop scalar.
+template <bool kInduction>
+__attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, float u0, float s0, float alpha, float beta,
+                                                                  float gamma, float* const* out, int64_t g) {
+  const float eu = exp_neg(beta * tau), es = exp_neg(gamma * tau);
   const bool b_low = beta <= gamma;
   const float lo = b_low ? beta : gamma, gap = b_low ? gamma - beta : beta - gamma;
-  const DecayF dd = decay_f(gap * tau);
-  const float e_lo = b_low ? db.e : dg.e;
-  const float E = e_lo * dd.phi, e_dphi = e_lo * dd.dphi;
+  // E = e^-lo tau phi(gap tau) and e^-lo tau phi'(gap tau). Above the series e^-lo tau e^-gap tau is
+  // e^-hi tau, which is already known, so the gap needs no exponential of its own.
+  const float e_lo = b_low ? eu : es, e_hi = b_low ? es : eu;
+  const float x = gap * tau, inv_x = 1.0f / max_f(x, 1e-30f);
+  const float E_c = (e_lo - e_hi) * inv_x, e_dphi_c = -(E_c - e_hi) * inv_x;
+  const bool small = x < kSeriesBelow;
+  const float E = small ? e_lo * phi_series(x) : E_c, e_dphi = small ? e_lo * dphi_series(x) : e_dphi_c;
   const float d_lo = -tau * E - tau * e_dphi, d_hi = tau * e_dphi, dE_dtau = -lo * E + gap * e_dphi;
   const float dE_db = b_low ? d_lo : d_hi, dE_dg = b_low ? d_hi : d_lo;
-  const float eu = db.e, es = dg.e, k = alpha - beta * u0;
-  DynF r;
-  r.u = u0 * eu + alpha * tau * db.phi;
-  r.s = s0 * es + alpha * tau * dg.phi - k * tau * E;
-  r.du_tau = k * eu;
-  r.du_u0 = eu;
-  r.du_alpha = tau * db.phi;
-  r.du_beta = -tau * u0 * eu + alpha * tau * tau * db.dphi;
-  r.ds_tau = -gamma * s0 * es + alpha * es - k * (E + tau * dE_dtau);
-  r.ds_u0 = beta * tau * E;
-  r.ds_s0 = es;
-  r.ds_alpha = tau * dg.phi - tau * E;
-  r.ds_beta = u0 * tau * E - k * tau * dE_db;
-  r.ds_gamma = -s0 * tau * es + alpha * tau * tau * dg.dphi - k * tau * dE_dg;
-  return r;
+  const float k = alpha - beta * u0;
+  out[pDuTau][g] = k * eu;
+  out[pDuU0][g] = eu;
+  out[pDsTau][g] = -gamma * s0 * es + alpha * es - k * (E + tau * dE_dtau);
+  out[pDsU0][g] = beta * tau * E;
+  out[pDsS0][g] = es;
+  out[pDsBeta][g] = u0 * tau * E - k * tau * dE_db;
+  float u = u0 * eu, s = s0 * es - k * tau * E;
+  float du_beta = -tau * u0 * eu, ds_gamma = -s0 * tau * es - k * tau * dE_dg;
+  if constexpr (kInduction) {  // the terms in alpha, which the repression state (rate 0) does without
+    const Phi pb = phi_f(beta * tau, eu), pg = phi_f(gamma * tau, es);
+    u += alpha * tau * pb.phi;
+    s += alpha * tau * pg.phi;
+    du_beta += alpha * tau * tau * pb.dphi;
+    ds_gamma += alpha * tau * tau * pg.dphi;
+    out[pDuAlpha][g] = tau * pb.phi;
+    out[pDsAlpha][g] = tau * pg.phi - tau * E;
+  }
+  out[pDuBeta][g] = du_beta;
+  out[pDsGamma][g] = ds_gamma;
+  return {u, s};
 }
 
 // Per-gene inputs of the step, as float arrays.
@@ -82,11 +104,58 @@ enum GeneArray { gAlpha, gBeta, gGamma, gT0, gSwitch, gUScale, gU0, gS0, gUInf, 
 // Per-gene results of passes 1 and 2 for the current cell.
 enum Scratch {
   sX1, sSp1, sP1, sSigT0, sUt0, sUt1, sSt0, sSt1, sMaskU0, sMaskU1, sMaskS0, sMaskS1, sU0, sU1,
-  // state 0 partials
-  a0DuTau, a0DuU0, a0DuAlpha, a0DuBeta, a0DsTau, a0DsU0, a0DsS0, a0DsAlpha, a0DsBeta, a0DsGamma,
-  // state 1 partials (rate 0)
-  a1DuTau, a1DuU0, a1DuBeta, a1DsTau, a1DsU0, a1DsS0, a1DsBeta, a1DsGamma,
-  sGUt0, sGUt1, sGSt0, sGSt1, sGX1, sCountU, sCountS, kScratch
+  s0Partials, s1Partials = s0Partials + kPartials,  // each state's Partial arrays
+  sGUt0 = s1Partials + kPartials, sGUt1, sGSt0, sGSt1, sGX1,
+  // c log(rate) and c / rate of each count and state: 0 where the count is 0, the only place logs are taken
+  sLogU0, sLogU1, sLogS0, sLogS1, sRatioU0, sRatioU1, sRatioS0, sRatioS1, kScratch
+};
+
+// One cell's nonzero counts of one layer, as (gene, count) lists, and their c log(rate), c / rate
+// for both states.
+struct RowNonzeros {
+  std::vector<int32_t> gene;
+  std::vector<float> count, log0, log1, ratio0, ratio1;
+  int64_t size = 0;
+
+  void load(const io::CountMatrix& m, int64_t row) {
+    const int64_t G = m.cols;
+    if (gene.size() < size_t(G)) {
+      for (auto* v : {&count, &log0, &log1, &ratio0, &ratio1}) v->resize(size_t(G));
+      gene.resize(size_t(G));
+    }
+    size = 0;
+    if (m.sparse) {
+      for (int64_t p = m.indptr[row]; p < m.indptr[row + 1]; ++p) {
+        if (m.data[p] == 0) continue;
+        gene[size] = m.indices[p], count[size++] = m.data[p];
+      }
+    } else {
+      const float* dense = m.dense.data() + row * G;
+      for (int64_t g = 0; g < G; ++g)
+        if (dense[g] != 0) gene[size] = int32_t(g), count[size++] = dense[g];
+    }
+  }
+
+  // rate = x * scale + offset for x = rate0 / rate1 at each nonzero gene; gathers, vectorised.
+  void evaluate(const float* rate0, const float* rate1, float scale, float offset) {
+    const int32_t* at = gene.data();
+    const float* c = count.data();
+    float *l0 = log0.data(), *l1 = log1.data(), *q0 = ratio0.data(), *q1 = ratio1.data();
+#pragma omp simd
+    for (int64_t p = 0; p < size; ++p) {
+      const float r0 = rate0[at[p]] * scale + offset, r1 = rate1[at[p]] * scale + offset;
+      l0[p] = c[p] * log_positive(r0), l1[p] = c[p] * log_positive(r1);
+      q0[p] = c[p] / r0, q1[p] = c[p] / r1;
+    }
+  }
+
+  // Writes the four per-state arrays at the nonzero genes.
+  void scatter(float* l0, float* l1, float* q0, float* q1) const {
+    for (int64_t p = 0; p < size; ++p) {
+      const int32_t g = gene[p];
+      l0[g] = log0[p], l1[g] = log1[p], q0[g] = ratio0[p], q1[g] = ratio1[p];
+    }
+  }
 };
 
 // Per-chunk gene gradient sums (float within a chunk, reduced across chunks in double), in the
@@ -142,7 +211,8 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
 
 #pragma omp parallel
   {
-    std::vector<float> scratch(static_cast<size_t>(kScratch * G));
+    std::vector<float> scratch(static_cast<size_t>(kScratch * G), 0.0f);
+    RowNonzeros nonzero_u, nonzero_s;
     float* x[kScratch];
     for (int k = 0; k < kScratch; ++k) x[k] = scratch.data() + k * G;
     const float* alpha = gv[gAlpha].data();
@@ -164,14 +234,8 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
       double value = 0;
       for (int64_t b = B * chunk / chunks; b < B * (chunk + 1) / chunks; ++b) {
         const int64_t row = in.cells ? in.cells[b] : b;
-        for (const auto& [matrix, out] : {std::pair{data.unspliced, x[sCountU]}, std::pair{data.spliced, x[sCountS]}}) {
-          if (matrix->sparse) {
-            std::fill(out, out + G, 0.0f);
-            for (int64_t p = matrix->indptr[row]; p < matrix->indptr[row + 1]; ++p) out[matrix->indices[p]] = matrix->data[p];
-          } else {
-            std::copy(matrix->dense.begin() + row * G, matrix->dense.begin() + (row + 1) * G, out);
-          }
-        }
+        nonzero_u.load(*data.unspliced, row);
+        nonzero_s.load(*data.spliced, row);
         const float t = float(in.cell_time[b]);
         const float rd_u = float(in.u_read_depth[b]), rd_s = float(in.s_read_depth[b]);
 
@@ -181,14 +245,15 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         for (int64_t g = 0; g < G; ++g) {
           const float a = t - t0[g], x1 = t - sw[g];
           const float ea = exp_neg(std::fabs(a)), e1 = exp_neg(std::fabs(x1));
-          const float sp_a = std::max(a, 0.0f) + log1pf(ea), sp1 = std::max(x1, 0.0f) + log1pf(e1);
-          const float inv_a = 1.0f / (1.0f + ea), inv1 = 1.0f / (1.0f + e1);
+          const Log1pReciprocal la = log1p_reciprocal_unit(ea), l1 = log1p_reciprocal_unit(e1);
+          const float sp_a = max_f(a, 0.0f) + la.log1p, sp1 = max_f(x1, 0.0f) + l1.log1p;
+          const float inv_a = la.reciprocal, inv1 = l1.reciprocal;
           const float p1 = x1 >= 0 ? inv1 : e1 * inv1;
-          const DynF d0 = dynamics_f(sp_a, u0[g], s0[g], alpha[g], beta[g], gamma[g]);
-          const DynF d1 = dynamics_f(sp1, u_inf[g], s_inf[g], 0.0f, beta[g], gamma[g]);
+          const UnsplicedSpliced d0 = dynamics_f<true>(sp_a, u0[g], s0[g], alpha[g], beta[g], gamma[g], x + s0Partials, g);
+          const UnsplicedSpliced d1 = dynamics_f<false>(sp1, u_inf[g], s_inf[g], 0.0f, beta[g], gamma[g], x + s1Partials, g);
           const float uu0 = u_scale[g] * d0.u, uu1 = u_scale[g] * d1.u;
-          const float ut0 = std::max(uu0, 0.0f) + kEps, ut1 = std::max(uu1, 0.0f) + kEps;
-          const float st0 = std::max(d0.s, 0.0f) + kEps, st1 = std::max(d1.s, 0.0f) + kEps;
+          const float ut0 = max_f(uu0, 0.0f) + kEps, ut1 = max_f(uu1, 0.0f) + kEps;
+          const float st0 = max_f(d0.s, 0.0f) + kEps, st1 = max_f(d1.s, 0.0f) + kEps;
           x[sX1][g] = x1;
           x[sSp1][g] = sp1;
           x[sP1][g] = p1;
@@ -197,41 +262,40 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
           x[sMaskU0][g] = uu0 > 0 ? 1.0f : 0.0f, x[sMaskU1][g] = uu1 > 0 ? 1.0f : 0.0f;
           x[sMaskS0][g] = d0.s > 0 ? 1.0f : 0.0f, x[sMaskS1][g] = d1.s > 0 ? 1.0f : 0.0f;
           x[sU0][g] = d0.u, x[sU1][g] = d1.u;
-          x[a0DuTau][g] = d0.du_tau, x[a0DuU0][g] = d0.du_u0, x[a0DuAlpha][g] = d0.du_alpha, x[a0DuBeta][g] = d0.du_beta;
-          x[a0DsTau][g] = d0.ds_tau, x[a0DsU0][g] = d0.ds_u0, x[a0DsS0][g] = d0.ds_s0;
-          x[a0DsAlpha][g] = d0.ds_alpha, x[a0DsBeta][g] = d0.ds_beta, x[a0DsGamma][g] = d0.ds_gamma;
-          x[a1DuTau][g] = d1.du_tau, x[a1DuU0][g] = d1.du_u0, x[a1DuBeta][g] = d1.du_beta;
-          x[a1DsTau][g] = d1.ds_tau, x[a1DsU0][g] = d1.ds_u0, x[a1DsS0][g] = d1.ds_s0;
-          x[a1DsBeta][g] = d1.ds_beta, x[a1DsGamma][g] = d1.ds_gamma;
           norm_u += (1 - p1) * ut0 + p1 * ut1;
           norm_s += (1 - p1) * st0 + p1 * st1;
         }
 
-        // Pass 2: the Poisson log-likelihoods of both states, summed out over k.
-        // rate = ut' * scale + offset: (ut'/N + eps) * depth with library correction, else ut'.
+        // Pass 2: the Poisson log-likelihoods of both states, summed out over k; c log(rate) and
+        // c / rate are taken at the nonzero counts only (a third of pancreas's spliced, a tenth of
+        // its unspliced). rate = ut' * scale + offset: (ut'/N + eps) * depth with library correction, else ut'.
         // No loop-invariant branch inside the loop, so that GCC vectorises one version of it.
         const float inv_u = 1.0f / norm_u, inv_s = 1.0f / norm_s;
         const float scale_u = library ? rd_u * inv_u : 1.0f, offset_u = library ? kEps * rd_u : 0.0f;
         const float scale_s = library ? rd_s * inv_s : 1.0f, offset_s = library ? kEps * rd_s : 0.0f;
+        nonzero_u.evaluate(x[sUt0], x[sUt1], scale_u, offset_u);
+        nonzero_s.evaluate(x[sSt0], x[sSt1], scale_s, offset_s);
+        nonzero_u.scatter(x[sLogU0], x[sLogU1], x[sRatioU0], x[sRatioU1]);
+        nonzero_s.scatter(x[sLogS0], x[sLogS1], x[sRatioS0], x[sRatioS1]);
         float cell_value = 0, a_u = 0, a_s = 0, g_rd_u = 0, g_rd_s = 0;
 #pragma omp simd reduction(+ : cell_value, a_u, a_s, g_rd_u, g_rd_s)
         for (int64_t g = 0; g < G; ++g) {
-          const float cu = x[sCountU][g], cs = x[sCountS][g];
           const float ut0 = x[sUt0][g], ut1 = x[sUt1][g], st0 = x[sSt0][g], st1 = x[sSt1][g];
           const float ru0 = ut0 * scale_u + offset_u, ru1 = ut1 * scale_u + offset_u;
           const float rs0 = st0 * scale_s + offset_s, rs1 = st1 * scale_s + offset_s;
-          const float lu0 = cu * logf(ru0) - ru0, lu1 = cu * logf(ru1) - ru1;
-          const float ls0 = cs * logf(rs0) - rs0, ls1 = cs * logf(rs1) - rs1;
+          const float lu0 = x[sLogU0][g] - ru0, lu1 = x[sLogU1][g] - ru1;
+          const float ls0 = x[sLogS0][g] - rs0, ls1 = x[sLogS1][g] - rs1;
           const float x1 = x[sX1][g], sp1 = x[sSp1][g], p1 = x[sP1][g];
           const float term0 = -sp1 + lu0 + ls0, term1 = x1 - sp1 + lu1 + ls1;
-          const float hi = std::max(term0, term1);
+          const float hi = max_f(term0, term1);
           const float e = exp_neg(std::fabs(term0 - term1));
-          cell_value += hi + log1pf(e);
-          const float w_hi = 1.0f / (1.0f + e), w_lo = e * w_hi;
+          const Log1pReciprocal le = log1p_reciprocal_unit(e);
+          cell_value += hi + le.log1p;
+          const float w_hi = le.reciprocal, w_lo = e * w_hi;
           const float w0 = term0 > term1 ? w_hi : w_lo, w1 = term0 > term1 ? w_lo : w_hi;
           x[sGX1][g] = w1 * (1 - p1) - w0 * p1;
-          const float gu0 = w0 * (cu / ru0 - 1), gu1 = w1 * (cu / ru1 - 1);
-          const float gs0 = w0 * (cs / rs0 - 1), gs1 = w1 * (cs / rs1 - 1);
+          const float gu0 = w0 * (x[sRatioU0][g] - 1), gu1 = w1 * (x[sRatioU1][g] - 1);
+          const float gs0 = w0 * (x[sRatioS0][g] - 1), gs1 = w1 * (x[sRatioS1][g] - 1);
           x[sGUt0][g] = gu0 * scale_u;
           x[sGUt1][g] = gu1 * scale_u;
           x[sGSt0][g] = gs0 * scale_s;
@@ -242,10 +306,13 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
           g_rd_s += gs0 * (st0 * inv_s + kEps) + gs1 * (st1 * inv_s + kEps);
         }
         value += double(cell_value) - data.row_log_factorial[row];
+        std::fill(x[sLogU0], x[sRatioS1] + G, 0.0f);  // the eight arrays are adjacent; one fill beats a scatter
         if (!grad) continue;
         if (!library) a_u = a_s = 0;
 
         // Pass 3: the normaliser's share, then back through relu, u_scale and both dynamics.
+        const float* const* d0 = x + s0Partials;
+        const float* const* d1 = x + s1Partials;
         float g_t = 0;
 #pragma omp simd reduction(+ : g_t)
         for (int64_t g = 0; g < G; ++g) {
@@ -257,15 +324,15 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
           const float gu0 = g_uu0 * u_scale[g], gu1 = g_uu1 * u_scale[g];
           const float gs0 = x[sMaskS0][g] * g_st0, gs1 = x[sMaskS1][g] * g_st1;
           acc[cUScale][g] += g_uu0 * x[sU0][g] + g_uu1 * x[sU1][g];
-          const float g_tau0 = gu0 * x[a0DuTau][g] + gs0 * x[a0DsTau][g];
-          const float g_tau1 = gu1 * x[a1DuTau][g] + gs1 * x[a1DsTau][g];
-          acc[cU0][g] += gu0 * x[a0DuU0][g] + gs0 * x[a0DsU0][g];
-          acc[cS0][g] += gs0 * x[a0DsS0][g];
-          acc[cAlpha][g] += gu0 * x[a0DuAlpha][g] + gs0 * x[a0DsAlpha][g];
-          acc[cBeta][g] += gu0 * x[a0DuBeta][g] + gs0 * x[a0DsBeta][g] + gu1 * x[a1DuBeta][g] + gs1 * x[a1DsBeta][g];
-          acc[cGamma][g] += gs0 * x[a0DsGamma][g] + gs1 * x[a1DsGamma][g];
-          acc[cUInf][g] += gu1 * x[a1DuU0][g] + gs1 * x[a1DsU0][g];
-          acc[cSInf][g] += gs1 * x[a1DsS0][g];
+          const float g_tau0 = gu0 * d0[pDuTau][g] + gs0 * d0[pDsTau][g];
+          const float g_tau1 = gu1 * d1[pDuTau][g] + gs1 * d1[pDsTau][g];
+          acc[cU0][g] += gu0 * d0[pDuU0][g] + gs0 * d0[pDsU0][g];
+          acc[cS0][g] += gs0 * d0[pDsS0][g];
+          acc[cAlpha][g] += gu0 * d0[pDuAlpha][g] + gs0 * d0[pDsAlpha][g];
+          acc[cBeta][g] += gu0 * d0[pDuBeta][g] + gs0 * d0[pDsBeta][g] + gu1 * d1[pDuBeta][g] + gs1 * d1[pDsBeta][g];
+          acc[cGamma][g] += gs0 * d0[pDsGamma][g] + gs1 * d1[pDsGamma][g];
+          acc[cUInf][g] += gu1 * d1[pDuU0][g] + gs1 * d1[pDsU0][g];
+          acc[cSInf][g] += gs1 * d1[pDsS0][g];
           const float g_t0 = g_tau0 * x[sSigT0][g];
           acc[cT0][g] -= g_t0;
           const float g_x1 = x[sGX1][g] + g_x1_norm + g_tau1 * p1;

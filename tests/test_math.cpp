@@ -1,8 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "engine/vector_math.h"
 #include "kernels/math.h"
 #include "tests/finite_difference.h"
 
@@ -104,4 +106,36 @@ TEST_CASE("negative binomial log-pmf: values, sums to one, derivatives") {
   double mean_of = 0;
   for (int k = 0; k < 2000; ++k) mean_of += k * std::exp(pv::negbinomial_mean_log_pmf(double(k), 4.5, 0.2, 1e-6).value);
   CHECK(mean_of == doctest::Approx(4.5).epsilon(1e-5));
+}
+
+TEST_CASE("the fast likelihood's inline float exp, log and log1p are within a few float ulps") {
+  // Relative error in float ulps (2^-23) against the double libm, over the ranges the fast path uses.
+  auto worst_ulps = [](auto f, auto reference, double lo, double hi, int n) {
+    double worst = 0;
+    for (int i = 0; i <= n; ++i) {
+      const double x = lo + (hi - lo) * i / n;
+      const double want = reference(double(float(x)));
+      worst = std::max(worst, std::fabs(double(f(float(x))) - want) / std::fabs(want) * 8388608.0);
+    }
+    return worst;
+  };
+  const double exp_ulps = worst_ulps(pv::vmath::exp_neg, [](double x) { return std::exp(-x); }, 0.0, 80.0, 200000);
+  const double log_ulps = worst_ulps(pv::vmath::log_positive, [](double x) { return std::log(x); }, 1e-6, 4.0, 200000);
+  const double log_big_ulps = worst_ulps(pv::vmath::log_positive, [](double x) { return std::log(x); }, 4.0, 1e6, 200000);
+  const double log1p_ulps = worst_ulps([](float x) { return pv::vmath::log1p_reciprocal_unit(x).log1p; },
+                                       [](double x) { return std::log1p(x); }, 1e-12, 1.0, 200000);
+  const double reciprocal_ulps = worst_ulps([](float x) { return pv::vmath::log1p_reciprocal_unit(x).reciprocal; },
+                                            [](double x) { return 1.0 / (1.0 + x); }, 0.0, 1.0, 200000);
+  MESSAGE("worst ulps: exp_neg " << exp_ulps << ", log " << log_ulps << " / " << log_big_ulps << ", log1p " << log1p_ulps
+                                 << ", 1/(1+x) " << reciprocal_ulps);
+  CHECK(exp_ulps < 4);
+  CHECK(log_ulps < 4);
+  CHECK(log_big_ulps < 4);
+  CHECK(log1p_ulps < 6);
+  CHECK(reciprocal_ulps < 4);
+  // Past the clamp e^-x stays a tiny normal number rather than 0, inf or NaN.
+  CHECK(pv::vmath::exp_neg(1000.0f) > 0.0f);
+  CHECK(pv::vmath::exp_neg(1000.0f) < 1e-34f);
+  CHECK(pv::vmath::log_positive(1.0f) == 0.0f);
+  CHECK(pv::vmath::log1p_reciprocal_unit(0.0f).log1p == 0.0f);
 }
