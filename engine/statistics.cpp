@@ -141,45 +141,6 @@ std::vector<double> benjamini_hochberg(const std::vector<double>& p) {
   return q;
 }
 
-Knn knn_graph(const double* x, int64_t cells, int64_t dims, int64_t k) {
-  require(cells >= 1, PV_ERR_INVALID_ARGUMENT, "knn_graph: cells must be >= 1");
-  require(dims >= 1, PV_ERR_INVALID_ARGUMENT, "knn_graph: dims must be >= 1");
-  require(x != nullptr, PV_ERR_INVALID_ARGUMENT, "knn_graph: x is null");
-  require(k >= 1 && k <= cells, PV_ERR_INVALID_ARGUMENT,
-          "knn_graph: k must be in [1, cells], got k = " + std::to_string(k) + " for " + std::to_string(cells) +
-              " cells");
-  Knn out;
-  out.cells = cells;
-  out.k = k;
-  out.index.resize(static_cast<size_t>(cells * k));
-  out.distance.resize(static_cast<size_t>(cells * k));
-#pragma omp parallel
-  {
-    std::vector<std::pair<double, int64_t>> others(static_cast<size_t>(cells - 1));
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t i = 0; i < cells; ++i) {
-      const double* xi = x + i * dims;
-      size_t n = 0;
-      for (int64_t j = 0; j < cells; ++j) {
-        if (j == i) continue;
-        const double* xj = x + j * dims;
-        double squared = 0;
-        for (int64_t d = 0; d < dims; ++d) squared += (xj[d] - xi[d]) * (xj[d] - xi[d]);
-        others[n++] = {squared, j};
-      }
-      // Pairs compare by distance, then index: the tie rule.
-      std::partial_sort(others.begin(), others.begin() + (k - 1), others.end());
-      out.index[i * k] = i;
-      out.distance[i * k] = 0.0;
-      for (int64_t r = 1; r < k; ++r) {
-        out.index[i * k + r] = others[r - 1].second;
-        out.distance[i * k + r] = std::sqrt(others[r - 1].first);
-      }
-    }
-  }
-  return out;
-}
-
 VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int64_t genes, const Knn& knn,
                              bool sqrt_transform) {
   require(cells >= 1 && genes >= 1, PV_ERR_INVALID_ARGUMENT, "velocity_graph: cells and genes must be >= 1");

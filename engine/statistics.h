@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/neighbours.h"
 #include "engine/posterior.h"
 #include "io/anndata.h"
 
@@ -20,16 +21,6 @@ double rayleigh_p_value(const double* angles_rad, int64_t n);
 
 // Benjamini-Hochberg adjusted p-values (statsmodels `fdr_bh`), capped at 1, in the input order.
 std::vector<double> benjamini_hochberg(const std::vector<double>& p);
-
-// Exact Euclidean k nearest neighbours. Row i of `index` / `distance` (k entries) starts with i
-// itself (distance 0), then the others by increasing distance, ties by increasing index.
-struct Knn {
-  int64_t cells = 0, k = 0;
-  std::vector<int64_t> index;    // cells x k
-  std::vector<double> distance;  // cells x k
-};
-
-Knn knn_graph(const double* x, int64_t cells, int64_t dims, int64_t k = 30);
 
 // scVelo's velocity graph as CSR over cells. Row i holds every candidate j != i (i's neighbours
 // and their neighbours, ascending j) with the cosine pi_ij of the centred velocity V_i and the

@@ -137,6 +137,57 @@ TEST_CASE("statistics: knn_graph: exact neighbours against brute force, self fir
   CHECK_THROWS_AS(pv::knn_graph(points.data(), cells, 2, 0), pv::Error);
 }
 
+TEST_CASE("statistics: umap_connectivities matches the oracle; knn_distances is the kNN without self") {
+  const int64_t C = scalar("C"), P = scalar("P"), K = scalar("K");
+  const pv::Knn knn = pv::knn_graph(at("X_pca").data(), C, P, K);
+  const pv::CellGraph graph = pv::umap_connectivities(knn);
+  const std::vector<double>& expected = at("connectivities");  // dense C x C
+  REQUIRE(graph.cells == C);
+  REQUIRE(graph.indptr.size() == size_t(C + 1));
+  std::vector<double> dense(size_t(C * C), 0.0);
+  for (int64_t i = 0; i < C; ++i)
+    for (int64_t e = graph.indptr[i]; e < graph.indptr[i + 1]; ++e) {
+      if (e > graph.indptr[i]) CHECK(graph.indices[e] > graph.indices[e - 1]);  // ascending, no repeats
+      CHECK(graph.values[e] > 0.0);
+      dense[size_t(i * C + graph.indices[e])] = graph.values[e];
+    }
+  double worst = 0;
+  int64_t stored = 0;
+  for (int64_t i = 0; i < C; ++i)
+    for (int64_t j = 0; j < C; ++j) {
+      worst = std::max(worst, std::fabs(dense[size_t(i * C + j)] - expected[size_t(i * C + j)]));
+      CHECK(dense[size_t(i * C + j)] == dense[size_t(j * C + i)]);  // symmetric
+      if (expected[size_t(i * C + j)] != 0) ++stored;
+    }
+  MESSAGE("connectivities: largest difference from the oracle " << worst);
+  CHECK(worst < 1e-5);  // umap's bisection stops within 1e-5 of log2(k)
+  CHECK(int64_t(graph.values.size()) == stored);
+  for (int64_t i = 0; i < C; ++i) CHECK(dense[size_t(i * C + i)] == 0.0);  // no self-loops
+
+  const pv::CellGraph distances = pv::knn_distances(knn);
+  REQUIRE(distances.indptr.back() == C * (K - 1));
+  for (int64_t i = 0; i < C; ++i) {
+    REQUIRE(distances.indptr[i + 1] - distances.indptr[i] == K - 1);
+    for (int64_t e = distances.indptr[i]; e < distances.indptr[i + 1]; ++e) {
+      const int64_t j = distances.indices[e];
+      const auto* row = &knn.index[size_t(i * K)];
+      const auto found = std::find(row + 1, row + K, j);
+      REQUIRE(found != row + K);
+      CHECK(distances.values[e] == knn.distance[size_t(i * K + (found - row))]);
+    }
+  }
+
+  pv::Knn broken = knn;
+  broken.index[3] = C;
+  CHECK_THROWS_WITH_AS(pv::umap_connectivities(broken), doctest::Contains("outside [0, cells)"), pv::Error);
+  broken = knn;
+  broken.distance[5] = std::nan("");
+  CHECK_THROWS_WITH_AS(pv::umap_connectivities(broken), doctest::Contains("not a finite non-negative distance"), pv::Error);
+  broken = knn;
+  broken.distance.pop_back();
+  CHECK_THROWS_AS(pv::knn_distances(broken), pv::Error);
+}
+
 TEST_CASE("statistics: velocity_graph matches the oracle: candidates, cosines, self-transitions, sqrt option") {
   const int64_t C = scalar("C"), G = scalar("G"), P = scalar("P"), K = scalar("K");
   const std::vector<float> X = as_float(at("X")), V = as_float(at("V"));

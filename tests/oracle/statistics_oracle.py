@@ -69,6 +69,33 @@ for i in range(C):
     knn_index[i] = np.concatenate([[i], chosen])
     knn_distance[i] = np.concatenate([[0.0], distance[i, chosen]])
 
+# ----------------------------------------------------------------------------- connectivities
+# UMAP's fuzzy simplicial set over the kNN (spec): per cell, rho = smallest non-zero distance,
+# sigma solving sum_{j != i} exp(-max(0, d_ij - rho)/sigma) = log2(K), here by 200 bisection steps
+# on log(sigma) (umap's own search stops within 1e-5 of the target; the test allows for that), and
+# umap's floor of 1e-3 x the mean kNN distance of the cell (self included).  Dense matrices.
+def psum(i, sigma, rho):
+    d = knn_distance[i, 1:] - rho
+    return np.where(d > 0, np.exp(-np.maximum(d, 0) / sigma), 1.0).sum()
+
+
+W = np.zeros((C, C))
+target = np.log2(K)
+for i in range(C):
+    positive = knn_distance[i][knn_distance[i] > 0]
+    rho = positive.min() if positive.size else 0.0
+    lo, hi = np.log(1e-12), np.log(1e6)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if psum(i, np.exp(mid), rho) > target:
+            hi = mid
+        else:
+            lo = mid
+    sigma = max(np.exp(0.5 * (lo + hi)), 1e-3 * knn_distance[i].mean())
+    for j, d in zip(knn_index[i, 1:], knn_distance[i, 1:]):
+        W[i, j] = 1.0 if d - rho <= 0 else np.exp(-(d - rho) / sigma)
+connectivities = W + W.T - W * W.T
+
 # ----------------------------------------------------------------------------- velocity graph
 finite_genes = np.where(~np.isnan(V).any(axis=0))[0]
 
@@ -176,7 +203,7 @@ lines = [
     *[line(f"angles.{s}", a) for s, a in enumerate(angle_sets)],
     line("bh_input", bh_input),
     "# ---- outputs",
-    line("knn_index", knn_index), line("knn_distance", knn_distance),
+    line("knn_index", knn_index), line("knn_distance", knn_distance), line("connectivities", connectivities),
     line("graph_indptr", indptr), line("graph_indices", indices), line("graph_cosine", cosines),
     line("self_transition", self_transition),
     line("sqrt_graph_cosine", sqrt_cosines), line("sqrt_self_transition", sqrt_self_transition),
