@@ -117,6 +117,41 @@ void add_statistics(const PosteriorStatistics& st, const io::AnnData& data, cons
   uns->dict["genes"] = genes;
 }
 
+// The kNN graph the statistics used, as scanpy's pp.neighbors stores it (obsp distances and
+// UMAP connectivities, uns neighbors), so that scVelo and scanpy can use the result directly.
+// Only when the input has no obsp/connectivities: a graph the user made is never replaced.
+void add_neighbours(const PosteriorStatistics& st, const std::string& input, const io::AnnData& data, int64_t cells,
+                    io::Additions* add) {
+  if (st.knn.cells != cells) return;
+  for (const io::ElementSummary& e : io::describe_h5ad(input).obsp)
+    if (e.name == "connectivities") {
+      std::printf("kept the input's obsp/connectivities (the statistics used their own %lld-neighbour graph)\n",
+                  (long long)st.knn.k);
+      return;
+    }
+  auto as_obsp = [cells](const CellGraph& g) {
+    io::CountMatrix m;
+    m.rows = m.cols = cells;
+    m.sparse = true;
+    m.indptr = g.indptr;
+    m.indices = g.indices;
+    m.data.assign(g.values.begin(), g.values.end());  // float32, as scanpy stores them
+    return m;
+  };
+  add->obsp["distances"] = as_obsp(knn_distances(st.knn));
+  add->obsp["connectivities"] = as_obsp(umap_connectivities(st.knn));
+  io::UnsValue params, neighbours;
+  params.kind = neighbours.kind = io::UnsValue::Kind::kDict;
+  params.dict["n_neighbors"] = uns_integer(st.knn.k);
+  params.dict["method"] = uns_string("umap");
+  params.dict["metric"] = uns_string("euclidean");
+  if (data.obsm.count("X_pca")) params.dict["use_rep"] = uns_string("X_pca");  // else a PCA of log expression
+  neighbours.dict["params"] = params;
+  neighbours.dict["connectivities_key"] = uns_string("connectivities");
+  neighbours.dict["distances_key"] = uns_string("distances");
+  add->uns["neighbors"] = neighbours;
+}
+
 }  // namespace
 
 int run_fit(const std::vector<std::string>& args) {
@@ -274,7 +309,10 @@ int run_fit(const std::vector<std::string>& args) {
   }
   io::UnsValue uns;
   uns.kind = io::UnsValue::Kind::kDict;
-  if (stats) add_statistics(statistics, *data, stats_options.basis, samples, &add, &uns);
+  if (stats) {
+    add_statistics(statistics, *data, stats_options.basis, samples, &add, &uns);
+    add_neighbours(statistics, input, *data, C, &add);
+  }
   io::UnsValue options;
   options.kind = io::UnsValue::Kind::kDict;
   for (const auto& [key, value] : model_options_to_text(settings.model)) options.dict[key] = uns_string(value);

@@ -776,6 +776,7 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
 
   PosteriorStatistics statistics;
   statistics.gene_ranking = rank_genes(std::move(mean_mae), std::move(time_correlation));
+  statistics.knn = knn;
   std::map<std::string, Array>& out = statistics.arrays;
   out["vector_field_posterior_samples"] = to_array({S, C, 2}, field);
   out["vector_field_posterior_mean"] = to_array({C, 2}, mean_field);

@@ -113,6 +113,7 @@ GeneRanking rank_genes(std::vector<double> mean_mae, std::vector<double> time_co
 struct PosteriorStatistics {
   std::map<std::string, Array> arrays;
   GeneRanking gene_ranking;
+  Knn knn;  // the kNN graph the projection used, over the samples' cells (for connectivities)
 };
 
 // One posterior sample as the statistics read it: cells x genes row-major ut, st and the

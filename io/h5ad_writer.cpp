@@ -499,6 +499,10 @@ void write_h5ad_with_additions(const std::string& input_path, const std::string&
     check_key(name, "obsm", output_path);
     validate_dense(matrix, obs.rows, -1, out("obsm/" + name));
   }
+  for (const auto& [name, graph] : additions.obsp) {
+    check_key(name, "obsp", output_path);
+    validate_counts(graph, obs.rows, obs.rows, out("obsp/" + name));
+  }
   for (const auto& [key, value] : additions.uns) {
     check_key(key, "uns", output_path);
     validate_uns(value, "uns/" + key, 1);
@@ -507,7 +511,7 @@ void write_h5ad_with_additions(const std::string& input_path, const std::string&
   const std::map<std::string, std::set<std::string>> replaced{
       {"obs", column_names(additions.obs_columns)}, {"var", column_names(additions.var_columns)},
       {"layers", keys_of(additions.layers)},        {"obsm", keys_of(additions.obsm)},
-      {"uns", keys_of(additions.uns)}};
+      {"obsp", keys_of(additions.obsp)},            {"uns", keys_of(additions.uns)}};
 
   AtomicOutput output(output_path);
   {
@@ -539,6 +543,12 @@ void write_h5ad_with_additions(const std::string& input_path, const std::string&
       const Handle obsm = open_or_create_dict(file, "obsm", out);
       for (const auto& [name, matrix] : additions.obsm) {
         write_dense(obsm, name, matrix, out("obsm/" + name));
+      }
+    }
+    if (!additions.obsp.empty()) {
+      const Handle obsp = open_or_create_dict(file, "obsp", out);
+      for (const auto& [name, graph] : additions.obsp) {
+        write_count_matrix(obsp, name, graph, out("obsp/" + name));
       }
     }
     if (!additions.uns.empty()) {

@@ -30,6 +30,7 @@ struct Additions {
   std::vector<Column> obs_columns, var_columns;
   std::map<std::string, DenseMatrix<float>> layers;   // n_obs x n_vars
   std::map<std::string, DenseMatrix<double>> obsm;    // n_obs rows
+  std::map<std::string, CountMatrix> obsp;            // n_obs x n_obs, any float values (a cell graph)
   std::map<std::string, UnsValue> uns;                // top-level uns keys
 };
 

@@ -13,6 +13,7 @@
 
 #include "engine/backend.h"
 #include "io/h5ad_reader.h"
+#include "io/h5ad_writer.h"
 #include "io/model_file.h"
 #include "pv_build_config.h"
 #include "cli_runner.h"
@@ -378,6 +379,44 @@ TEST_CASE("cli: fit adds the posterior statistics; --no-stats leaves them out; a
   CHECK(dims == std::vector<hsize_t>{6, 120, 2});
   read_floats(samples, "fdri", &dims);
   CHECK(dims == std::vector<hsize_t>{120});
+
+  // The kNN graph as scanpy stores it: obsp distances (29 per row) and symmetric UMAP connectivities.
+  const std::vector<float> indptr = read_floats(output, "obsp/connectivities/indptr", &dims);
+  const std::vector<float> indices = read_floats(output, "obsp/connectivities/indices", &dims);
+  const std::vector<float> weights = read_floats(output, "obsp/connectivities/data", &dims);
+  REQUIRE(indptr.size() == 121);
+  std::vector<double> dense(120 * 120, 0.0);
+  for (int c = 0; c < 120; ++c) {
+    CHECK(indptr[c + 1] - indptr[c] >= 29);
+    for (int e = int(indptr[c]); e < int(indptr[c + 1]); ++e) {
+      CHECK((weights[e] > 0 && weights[e] <= 1));
+      dense[size_t(c * 120 + int(indices[e]))] = weights[e];
+    }
+  }
+  for (int i = 0; i < 120; ++i) {
+    CHECK(dense[size_t(i * 120 + i)] == 0.0);
+    for (int j = 0; j < i; ++j) CHECK(dense[size_t(i * 120 + j)] == dense[size_t(j * 120 + i)]);
+  }
+  const std::vector<float> distance_ptr = read_floats(output, "obsp/distances/indptr", &dims);
+  CHECK(distance_ptr.back() == 120 * 29);
+  const pv::io::UnsValue& neighbours = out.uns.dict.at("neighbors");
+  CHECK(neighbours.dict.at("params").dict.at("n_neighbors").integer == 30);
+  CHECK(neighbours.dict.at("connectivities_key").string == "connectivities");
+  // A graph already in the input (here a ring, unlike any kNN graph) is kept as it is.
+  pv::io::Additions ring;
+  pv::io::CountMatrix& graph = ring.obsp["connectivities"];
+  graph.rows = graph.cols = 120;
+  graph.sparse = true;
+  graph.indptr.push_back(0);
+  for (int c = 0; c < 120; ++c) {
+    graph.indices.push_back((c + 1) % 120);
+    graph.data.push_back(0.5f);
+    graph.indptr.push_back(c + 1);
+  }
+  pv::io::write_h5ad_with_additions(input, dir.file("ring.h5ad"), ring);
+  const Outcome again = pvengine({"fit", dir.file("ring.h5ad"), "-o", dir.file("again.h5ad"), "--epochs", "5", "--samples", "2", "--quiet"});
+  REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+  CHECK(read_floats(dir.file("again.h5ad"), "obsp/connectivities/data", &dims) == std::vector<float>(120, 0.5f));
 
   const Outcome bare = pvengine({"fit", input, "-o", dir.file("bare.h5ad"), "--epochs", "5", "--samples", "2", "--no-stats", "--quiet"});
   REQUIRE_MESSAGE(bare.exit_code == 0, bare.err);

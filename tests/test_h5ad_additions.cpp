@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "io/h5ad_reader.h"
@@ -123,6 +124,12 @@ TEST_CASE("h5ad write_h5ad_with_additions keeps every original element and adds 
   add.layers["velocity"] = {3, 4, std::vector<float>(12, 0.25f)};
   add.layers["Ms"] = {3, 4, std::vector<float>(12, 7.0f)};
   add.obsm["velocity_umap"] = {3, 2, {1, 2, 3, 4, 5, 6}};
+  pv::io::CountMatrix& graph = add.obsp["connectivities"];  // a 3 x 3 cell graph
+  graph.rows = graph.cols = 3;
+  graph.sparse = true;
+  graph.indptr = {0, 1, 2, 2};
+  graph.indices = {1, 0};
+  graph.data = {0.5f, 0.5f};
   add.uns["source"].kind = pv::io::UnsValue::Kind::kString;
   add.uns["source"].string = "replaced";
   add.uns["pyrovelocity"].kind = pv::io::UnsValue::Kind::kDict;
@@ -138,7 +145,7 @@ TEST_CASE("h5ad write_h5ad_with_additions keeps every original element and adds 
   const hid_t in = H5Fopen(input.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   const hid_t out = H5Fopen(output.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   const std::set<std::string> input_paths = all_paths(in), output_paths = all_paths(out);
-  const std::set<std::string> changed = {"obs/old", "layers/Ms", "uns/source"};
+  const std::set<std::string> changed = {"obs/old", "layers/Ms", "obsp/connectivities", "uns/source"};
   for (const std::string& path : input_paths) {
     INFO(path);
     bool inside_replaced = false;  // e.g. layers/Ms/data: Ms is now a dense array
@@ -150,7 +157,7 @@ TEST_CASE("h5ad write_h5ad_with_additions keeps every original element and adds 
     }
   }
   for (const char* added : {"obs/latent_time", "obs/old/codes", "var/fit_alpha", "layers/velocity",
-                            "obsm/velocity_umap", "uns/pyrovelocity/elbo"}) {
+                            "obsm/velocity_umap", "obsp/connectivities/indptr", "uns/pyrovelocity/elbo"}) {
     CHECK_MESSAGE(output_paths.count(added) == 1, added);
   }
   CHECK(H5Aexists(out, "creator") > 0);
@@ -181,6 +188,23 @@ TEST_CASE("h5ad write_h5ad_with_additions keeps every original element and adds 
   const pv::io::AnnData layers = pv::io::read_h5ad(output, ms);
   CHECK(layers.layers.at("spliced").dense == std::vector<float>(12, 7.0f));
   CHECK(layers.layers.at("unspliced").dense == std::vector<float>(12, 0.25f));
+
+  const pv::io::H5adSummary summary = pv::io::describe_h5ad(output);
+  REQUIRE(summary.obsp.size() == 1);
+  CHECK(summary.obsp[0].encoding == "csr_matrix");
+  CHECK(summary.obsp[0].shape == std::vector<int64_t>{3, 3});
+  CHECK(summary.obsp[0].nnz == 2);
+
+  // A cell graph that is not n_obs x n_obs, or whose structure is broken, is refused before writing.
+  pv::io::Additions wrong;
+  wrong.obsp["connectivities"] = graph;
+  wrong.obsp["connectivities"].cols = 4;
+  CHECK_THROWS_WITH_AS(pv::io::write_h5ad_with_additions(input, dir.file("wrong.h5ad"), wrong),
+                       doctest::Contains("obsp/connectivities is 3 x 4 (expected 3 x 3)"), pv::Error);
+  wrong.obsp["connectivities"] = graph;
+  wrong.obsp["connectivities"].indices = {1, 3};
+  CHECK_THROWS_AS(pv::io::write_h5ad_with_additions(input, dir.file("wrong.h5ad"), wrong), pv::Error);
+  CHECK_FALSE(std::filesystem::exists(dir.file("wrong.h5ad")));
 
   // Running again on the output (replacing what the first run added) works the same way.
   const std::string second = dir.file("second.h5ad");
