@@ -37,6 +37,11 @@ int main(int argc, char** argv) {
   std::string simulate, device = "cpu";
   double mean_spliced = 2.0, mean_unspliced = 1.0;
   int64_t batch_size = 0;
+  if (argc % 2 == 0) {  // options come in pairs; a lone one (e.g. --help) must not start a long run
+    std::fprintf(stderr, "bench_fit: %s needs a value (options are --name value pairs, see the top of bench_fit.cpp)\n",
+                 argv[argc - 1]);
+    return 2;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--input") input = v;

@@ -33,6 +33,11 @@ int main(int argc, char** argv) {
   std::string input = PV_SHARED_DIR "/data/pancreas.h5ad", simulate;
   std::string json = PV_SOURCE_DIR "/bench/out/statistics.json";
   int samples = 30, reps = 3, warmup = 1, streaming = 1;
+  if (argc % 2 == 0) {  // options come in pairs; a lone one (e.g. --help) must not start a long run
+    std::fprintf(stderr, "bench_statistics: %s needs a value (options are --name value pairs, see the top of bench_statistics.cpp)\n",
+                 argv[argc - 1]);
+    return 2;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--input") input = v;
