@@ -18,6 +18,8 @@ struct CountView {
   // Per cell: sum over genes of log(u!) + log(s!), the parameter-free part of the count
   // likelihoods, added once per cell rather than per cell-gene and state. Null: computed.
   const double* row_log_factorial = nullptr;
+  // False when both layers are CSR without stored zeros, so their rows can be read as nonzero lists as they are.
+  bool stored_zeros = true;
   int64_t cells() const { return spliced->rows; }
   int64_t genes() const { return spliced->cols; }
 };

@@ -16,6 +16,8 @@ namespace pv {
 namespace {
 
 using vmath::exp_neg;
+using vmath::exp_neg_phi;
+using vmath::ExpPhi;
 using vmath::Log1pReciprocal;
 using vmath::log1p_reciprocal_unit;
 using vmath::log_positive;
@@ -25,8 +27,8 @@ using vmath::min_f;
 constexpr float kEps = 1e-6f;
 constexpr int64_t kChunks = 64;  // as the reference path: thread-count independent sums
 
-// Below this argument phi and phi' come from their series (to x^4: error 4e-10 at the threshold);
-// above it from the closed forms, whose float cancellation is then about 1e-6 relative at worst.
+// Below this argument phi(gap tau) and phi' come from their series (to x^4: error 4e-10 at the
+// threshold); above it from the closed forms, whose float cancellation is then about 1e-6 relative at worst.
 constexpr float kSeriesBelow = 0.05f;
 
 // phi(x) = (1 - e^-x)/x and phi'(x) by their Taylor series, for 0 <= x < kSeriesBelow.
@@ -35,18 +37,6 @@ __attribute__((always_inline)) inline float phi_series(float x) {
 }
 __attribute__((always_inline)) inline float dphi_series(float x) {
   return -0.5f + x * (1.0f / 3 - x * (0.125f - x * (1.0f / 30 - x * (1.0f / 144))));
-}
-
-// phi(x) and phi'(x) for x >= 0 given e = e^-x, branch-free (phi' as -(phi - e)/x above the series).
-struct Phi {
-  float phi, dphi;
-};
-__attribute__((always_inline)) inline Phi phi_f(float x, float e) {
-  const float inv_x = 1.0f / max_f(x, 1e-30f);
-  const float phi_c = (1.0f - e) * inv_x;
-  const float dphi_c = -(phi_c - e) * inv_x;
-  const bool small = x < kSeriesBelow;
-  return {small ? phi_series(x) : phi_c, small ? dphi_series(x) : dphi_c};
 }
 
 // The partial derivatives pass 3 needs, for one state of one gene, in this order from the state's
@@ -63,9 +53,12 @@ struct UnsplicedSpliced {
 template <bool kInduction>
 __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, float u0, float s0, float alpha, float beta,
                                                                   float gamma, float* const* out, int64_t g) {
-  const float eu = exp_neg(beta * tau), es = exp_neg(gamma * tau);
+  // The induction state needs phi(beta tau), phi(gamma tau) for its alpha terms; they come with the exponentials.
+  ExpPhi pb{}, pg{};
+  if constexpr (kInduction) pb = exp_neg_phi(beta * tau), pg = exp_neg_phi(gamma * tau);
+  const float eu = kInduction ? pb.e : exp_neg(beta * tau), es = kInduction ? pg.e : exp_neg(gamma * tau);
   const bool b_low = beta <= gamma;
-  const float lo = b_low ? beta : gamma, gap = b_low ? gamma - beta : beta - gamma;
+  const float gap = b_low ? gamma - beta : beta - gamma;
   // E = e^-lo tau phi(gap tau) and e^-lo tau phi'(gap tau). Above the series e^-lo tau e^-gap tau is
   // e^-hi tau, which is already known, so the gap needs no exponential of its own.
   const float e_lo = b_low ? eu : es, e_hi = b_low ? es : eu;
@@ -73,26 +66,26 @@ __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, flo
   const float E_c = (e_lo - e_hi) * inv_x, e_dphi_c = -(E_c - e_hi) * inv_x;
   const bool small = x < kSeriesBelow;
   const float E = small ? e_lo * phi_series(x) : E_c, e_dphi = small ? e_lo * dphi_series(x) : e_dphi_c;
-  const float d_lo = -tau * E - tau * e_dphi, d_hi = tau * e_dphi, dE_dtau = -lo * E + gap * e_dphi;
+  const float tau_E = tau * E, d_lo = -tau * (E + e_dphi), d_hi = tau * e_dphi;
   const float dE_db = b_low ? d_lo : d_hi, dE_dg = b_low ? d_hi : d_lo;
   const float k = alpha - beta * u0;
-  out[pDuTau][g] = k * eu;
   out[pDuU0][g] = eu;
-  out[pDsTau][g] = -gamma * s0 * es + alpha * es - k * (E + tau * dE_dtau);
-  out[pDsU0][g] = beta * tau * E;
+  out[pDsU0][g] = beta * tau_E;
   out[pDsS0][g] = es;
-  out[pDsBeta][g] = u0 * tau * E - k * tau * dE_db;
-  float u = u0 * eu, s = s0 * es - k * tau * E;
+  out[pDsBeta][g] = u0 * tau_E - k * tau * dE_db;
+  float u = u0 * eu, s = s0 * es - k * tau_E;
   float du_beta = -tau * u0 * eu, ds_gamma = -s0 * tau * es - k * tau * dE_dg;
   if constexpr (kInduction) {  // the terms in alpha, which the repression state (rate 0) does without
-    const Phi pb = phi_f(beta * tau, eu), pg = phi_f(gamma * tau, es);
     u += alpha * tau * pb.phi;
     s += alpha * tau * pg.phi;
     du_beta += alpha * tau * tau * pb.dphi;
     ds_gamma += alpha * tau * tau * pg.dphi;
     out[pDuAlpha][g] = tau * pb.phi;
-    out[pDsAlpha][g] = tau * pg.phi - tau * E;
+    out[pDsAlpha][g] = tau * pg.phi - tau_E;
   }
+  // The time derivatives are the ODE itself: du/dtau = alpha - beta u, ds/dtau = beta u - gamma s.
+  out[pDuTau][g] = alpha - beta * u;
+  out[pDsTau][g] = beta * u - gamma * s;
   out[pDuBeta][g] = du_beta;
   out[pDsGamma][g] = ds_gamma;
   return {u, s};
@@ -111,35 +104,44 @@ enum Scratch {
 };
 
 // One cell's nonzero counts of one layer, as (gene, count) lists, and their c log(rate), c / rate
-// for both states.
+// for both states. A CSR row without stored zeros is such a list already and is read in place.
 struct RowNonzeros {
-  std::vector<int32_t> gene;
-  std::vector<float> count, log0, log1, ratio0, ratio1;
+  std::vector<int32_t> gene_store;
+  std::vector<float> count_store, log0, log1, ratio0, ratio1;
+  const int32_t* gene = nullptr;
+  const float* count = nullptr;
   int64_t size = 0;
 
-  void load(const io::CountMatrix& m, int64_t row) {
+  void load(const io::CountMatrix& m, int64_t row, bool stored_zeros) {
     const int64_t G = m.cols;
-    if (gene.size() < size_t(G)) {
-      for (auto* v : {&count, &log0, &log1, &ratio0, &ratio1}) v->resize(size_t(G));
-      gene.resize(size_t(G));
+    if (log0.size() < size_t(G))
+      for (auto* v : {&count_store, &log0, &log1, &ratio0, &ratio1}) v->resize(size_t(G));
+    if (m.sparse && !stored_zeros) {
+      gene = m.indices.data() + m.indptr[row];
+      count = m.data.data() + m.indptr[row];
+      size = m.indptr[row + 1] - m.indptr[row];
+      return;
     }
+    gene_store.resize(size_t(G));
     size = 0;
     if (m.sparse) {
       for (int64_t p = m.indptr[row]; p < m.indptr[row + 1]; ++p) {
         if (m.data[p] == 0) continue;
-        gene[size] = m.indices[p], count[size++] = m.data[p];
+        gene_store[size] = m.indices[p], count_store[size++] = m.data[p];
       }
     } else {
       const float* dense = m.dense.data() + row * G;
       for (int64_t g = 0; g < G; ++g)
-        if (dense[g] != 0) gene[size] = int32_t(g), count[size++] = dense[g];
+        if (dense[g] != 0) gene_store[size] = int32_t(g), count_store[size++] = dense[g];
     }
+    gene = gene_store.data();
+    count = count_store.data();
   }
 
   // rate = x * scale + offset for x = rate0 / rate1 at each nonzero gene; gathers, vectorised.
   void evaluate(const float* rate0, const float* rate1, float scale, float offset) {
-    const int32_t* at = gene.data();
-    const float* c = count.data();
+    const int32_t* at = gene;
+    const float* c = count;
     float *l0 = log0.data(), *l1 = log1.data(), *q0 = ratio0.data(), *q1 = ratio1.data();
 #pragma omp simd
     for (int64_t p = 0; p < size; ++p) {
@@ -234,8 +236,8 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
       double value = 0;
       for (int64_t b = B * chunk / chunks; b < B * (chunk + 1) / chunks; ++b) {
         const int64_t row = in.cells ? in.cells[b] : b;
-        nonzero_u.load(*data.unspliced, row);
-        nonzero_s.load(*data.spliced, row);
+        nonzero_u.load(*data.unspliced, row, data.stored_zeros);
+        nonzero_s.load(*data.spliced, row, data.stored_zeros);
         const float t = float(in.cell_time[b]);
         const float rd_u = float(in.u_read_depth[b]), rd_s = float(in.s_read_depth[b]);
 
@@ -351,8 +353,9 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
   for (double v : chunk_value) value += v;
   if (!grad) return value;
   std::vector<double> total(static_cast<size_t>(kSlots * G), 0.0);
-  for (const auto& acc : sums)
-    for (size_t i = 0; i < total.size(); ++i) total[i] += acc[i];
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < int64_t(total.size()); ++i)
+    for (const auto& acc : sums) total[i] += acc[i];  // chunk order: the same sum for any thread count
   chain_gene_slots(o, at_switch, total, G, grad);
   return value;
 }

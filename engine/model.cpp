@@ -1,5 +1,6 @@
 #include "engine/model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/backend.h"
@@ -63,6 +64,10 @@ ModelData make_model_data(std::shared_ptr<const io::AnnData> data) {
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < int64_t(lib_u.size()); ++c) m.row_log_factorial[c] = row_log_factorial(m.counts, c);
   m.counts.row_log_factorial = m.row_log_factorial.data();
+  const auto zero_free = [](const io::CountMatrix& c) {
+    return c.sparse && std::find(c.data.begin(), c.data.end(), 0.0f) == c.data.end();
+  };
+  m.counts.stored_zeros = !(zero_free(u->second) && zero_free(s->second));
   m.anndata = std::move(data);
   return m;
 }

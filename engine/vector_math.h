@@ -38,6 +38,33 @@ __attribute__((always_inline)) inline float exp_neg(float x) {
   return p * float_of((n_int + 127) << 23);
 }
 
+// e^-x with phi(x) = (1 - e^-x)/x and phi'(x), for x >= 0, from one exponential. Below ln2/2 the
+// reduction leaves r = -x exactly, and the Horner steps of e^r are then phi's own series:
+// (e^r - 1)/r = phi(x) and (e^r - 1 - r)/r^2 - (e^r - 1)/r = phi'(x), with no cancellation.
+// Above it the closed forms, (1 - e)/x and (e - phi)/x, lose at most about 1e-6 relative.
+struct ExpPhi {
+  float e, phi, dphi;
+};
+__attribute__((always_inline)) inline ExpPhi exp_neg_phi(float x) {
+  const float y = -min_f(x, 80.0f);
+  constexpr float kShift = 12582912.0f;
+  const float shifted = y * 1.44269504f + kShift;
+  const float n = shifted - kShift;
+  const float r = (y - n * 0.693145752f) - n * 1.42860677e-6f;
+  float p = 1.0f / 5040;
+  p = p * r + 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  const float p2 = p * r + 0.5f, p1 = p2 * r + 1.0f;
+  const int32_t n_int = bits_of(shifted) - bits_of(kShift);
+  const float e = (p1 * r + 1.0f) * float_of((n_int + 127) << 23);
+  const float inv_x = 1.0f / max_f(x, 1e-30f);
+  const float phi_c = (1.0f - e) * inv_x, dphi_c = (e - phi_c) * inv_x;
+  const bool reduced = n == 0.0f;
+  return {e, reduced ? p1 : phi_c, reduced ? p2 - p1 : dphi_c};
+}
+
 // 2 atanh(s) = log((1 + s) / (1 - s)) as 2s (1 + s^2/3 + ... + s^12/13), for |s| <= 1/3 (error 1e-8).
 __attribute__((always_inline)) inline float two_atanh(float s) {
   const float s2 = s * s;

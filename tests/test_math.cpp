@@ -139,3 +139,27 @@ TEST_CASE("the fast likelihood's inline float exp, log and log1p are within a fe
   CHECK(pv::vmath::log_positive(1.0f) == 0.0f);
   CHECK(pv::vmath::log1p_reciprocal_unit(0.0f).log1p == 0.0f);
 }
+
+TEST_CASE("exp_neg_phi gives e^-x, phi(x) = (1 - e^-x)/x and phi'(x) from one exponential, stable at 0") {
+  // phi and phi' in double by their series near 0 and closed forms elsewhere, as the reference.
+  const auto phi = [](double x) { return x < 1e-4 ? 1 - x / 2 + x * x / 6 : -std::expm1(-x) / x; };
+  const auto dphi = [&](double x) { return x < 1e-3 ? -0.5 + x / 3 - x * x / 8 : (std::exp(-x) - phi(x)) / x; };
+  double worst_e = 0, worst_phi = 0, worst_dphi = 0;
+  for (int i = 0; i <= 200000; ++i) {
+    // Dense near 0 and around the switch at ln2/2, then out to 60.
+    const float x = i < 100000 ? float(1e-7 + 0.7 * i / 100000.0) : float(0.7 + 60.0 * (i - 100000) / 100000.0);
+    const auto r = pv::vmath::exp_neg_phi(x);
+    worst_e = std::max(worst_e, std::fabs(r.e - std::exp(-double(x))) / std::exp(-double(x)));
+    worst_phi = std::max(worst_phi, std::fabs(r.phi - phi(x)) / phi(x));
+    worst_dphi = std::max(worst_dphi, std::fabs(r.dphi - dphi(x)) / std::fabs(dphi(x)));
+  }
+  MESSAGE("exp_neg_phi worst relative error: e " << worst_e << ", phi " << worst_phi << ", phi' " << worst_dphi);
+  CHECK(worst_e < 4e-7);
+  CHECK(worst_phi < 4e-7);
+  CHECK(worst_dphi < 2e-6);
+  const auto zero = pv::vmath::exp_neg_phi(0.0f);
+  CHECK(zero.e == 1.0f);
+  CHECK(zero.phi == 1.0f);
+  CHECK(zero.dphi == -0.5f);
+  CHECK(std::isfinite(pv::vmath::exp_neg_phi(1000.0f).dphi));
+}

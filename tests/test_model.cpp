@@ -254,6 +254,9 @@ TEST_CASE("the fast path gives the same loss and gradient from dense layers and 
     a.params()[i] += 0.1 * std::cos(double(i));
     b.params()[i] = c.params()[i] = a.params()[i];
   }
+  CHECK_FALSE(a.data().counts.stored_zeros);  // its CSR rows are read in place as nonzero lists
+  CHECK(b.data().counts.stored_zeros);
+  CHECK(c.data().counts.stored_zeros);
   std::vector<double> ga, gb, gc;
   const double la = a.loss({}, 1, &ga), lb = b.loss({}, 1, &gb), lc = c.loss({}, 1, &gc);
   CHECK(la == lb);
