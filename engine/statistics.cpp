@@ -75,35 +75,72 @@ std::vector<std::vector<int64_t>> candidate_rows(const Knn& knn) {
   return rows;
 }
 
-// out[f] = sum_g d[g] v[f G + g] for the `fields` rows of v, in float32, four fields per sweep
-// over d. Compiled twice on x86-64 (AVX2 + FMA and baseline), chosen at load time.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=haswell", "default")))
-#endif
-void displacement_dots(const float* d, const float* v, int64_t G, int64_t fields, float* out) {
-  int64_t f = 0;
-  for (; f + 4 <= fields; f += 4) {
-    const float* v0 = v + f * G;
-    const float* v1 = v0 + G;
-    const float* v2 = v1 + G;
-    const float* v3 = v2 + G;
-    float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-    for (int64_t g = 0; g < G; ++g) {
-      a0 += d[g] * v0[g];
-      a1 += d[g] * v1[g];
-      a2 += d[g] * v2[g];
-      a3 += d[g] * v3[g];
+// Eight floats: one AVX2 register in the haswell clone below, two SSE registers in the default one.
+typedef float Lane8 __attribute__((vector_size(32)));
+
+// Through memory: passing or returning a 32-byte vector by value has an ABI that differs with AVX.
+inline void load8(Lane8& v, const float* p) { __builtin_memcpy(&v, p, sizeof v); }
+inline void store8(float* p, const Lane8& v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// Fields per candidate_dots call, and candidates per register tile.
+constexpr int64_t kDotFields = 16;
+constexpr int64_t kDotRows = 4;
+
+// dots[e * 16 + f] += sum over g in [begin, end) of (X_j(e)[g] - x_i[g]) vt[g * 16 + f] for every
+// candidate row X_j(e) and each of 16 fields, vt holding the fields' centred velocities gene-major.
+// Vectorised over the fields: each displacement entry is formed once and broadcast, each velocity
+// load serves four candidates, and the sums stay in registers for the whole gene range (no
+// horizontal sums). Four candidates x 16 fields = 8 accumulators + 2 velocity registers + the
+// broadcasts: within AVX2's 16 registers.
+__attribute__((always_inline)) inline void candidate_dots_body(const float* xi, const float* const* xj,
+                                                               int64_t candidates, const float* vt, int64_t begin,
+                                                               int64_t end, float* dots) {
+  for (int64_t e = 0; e < candidates; e += kDotRows) {
+    const int64_t rows = std::min(kDotRows, candidates - e);
+    // A short last tile repeats its last row; those sums are not stored.
+    const float* r[kDotRows];
+    for (int64_t k = 0; k < kDotRows; ++k) r[k] = xj[e + std::min(k, rows - 1)];
+    float* out = dots + e * kDotFields;
+    Lane8 a00, a01, a10, a11, a20, a21, a30, a31;
+    load8(a00, out), load8(a01, out + 8);
+    a10 = a11 = a20 = a21 = a30 = a31 = Lane8{};
+    if (rows > 1) load8(a10, out + 16), load8(a11, out + 24);
+    if (rows > 2) load8(a20, out + 32), load8(a21, out + 40);
+    if (rows > 3) load8(a30, out + 48), load8(a31, out + 56);
+    for (int64_t g = begin; g < end; ++g) {
+      Lane8 v0, v1;
+      load8(v0, vt + g * kDotFields), load8(v1, vt + g * kDotFields + 8);
+      const float x = xi[g];
+      const float d0 = r[0][g] - x, d1 = r[1][g] - x, d2 = r[2][g] - x, d3 = r[3][g] - x;
+      a00 += d0 * v0, a01 += d0 * v1;
+      a10 += d1 * v0, a11 += d1 * v1;
+      a20 += d2 * v0, a21 += d2 * v1;
+      a30 += d3 * v0, a31 += d3 * v1;
     }
-    out[f] = a0, out[f + 1] = a1, out[f + 2] = a2, out[f + 3] = a3;
+    store8(out, a00), store8(out + 8, a01);
+    if (rows > 1) store8(out + 16, a10), store8(out + 24, a11);
+    if (rows > 2) store8(out + 32, a20), store8(out + 40, a21);
+    if (rows > 3) store8(out + 48, a30), store8(out + 56, a31);
   }
-  for (; f < fields; ++f) {
-    const float* vf = v + f * G;
-    float a = 0;
-#pragma omp simd reduction(+ : a)
-    for (int64_t g = 0; g < G; ++g) a += d[g] * vf[g];
-    out[f] = a;
-  }
+}
+
+// The body compiled for AVX2 + FMA and for the baseline, chosen by what the CPU reports. (GCC's
+// target_clones("arch=haswell") would not do: its dispatcher asks whether the CPU *is* a Haswell,
+// so every AMD CPU got the baseline clone.)
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) void candidate_dots_avx2(const float* xi, const float* const* xj,
+                                                             int64_t candidates, const float* vt, int64_t begin,
+                                                             int64_t end, float* dots) {
+  candidate_dots_body(xi, xj, candidates, vt, begin, end, dots);
+}
+#endif
+void candidate_dots(const float* xi, const float* const* xj, int64_t candidates, const float* vt, int64_t begin,
+                    int64_t end, float* dots) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2) return candidate_dots_avx2(xi, xj, candidates, vt, begin, end, dots);
+#endif
+  candidate_dots_body(xi, xj, candidates, vt, begin, end, dots);
 }
 
 }  // namespace
@@ -273,6 +310,7 @@ DisplacementPlan::DisplacementPlan(const float* X_in, int64_t cells_in, int64_t 
       fail(PV_ERR_INVALID_ARGUMENT, "velocity_graphs: knn.index holds " + std::to_string(neighbour) + ", outside [0, cells)");
   candidates = candidate_rows(knn);
   const int64_t G = genes;
+
   std::vector<double> row_sum(static_cast<size_t>(cells), 0.0), row_squares(static_cast<size_t>(cells), 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < cells; ++c) {
@@ -314,38 +352,49 @@ std::vector<VelocityGraph> velocity_graphs(const DisplacementPlan& plan, const f
     fail(PV_ERR_INVALID_ARGUMENT, "velocity_graphs: a velocity field holds NaN (velocity_graph drops such genes)");
   std::vector<std::vector<std::vector<double>>> cosines(static_cast<size_t>(fields),
                                                         std::vector<std::vector<double>>(static_cast<size_t>(cells)));
+  // Fields go through candidate_dots 16 at a time (the last group padded with zero velocities).
+  // Genes per sweep: the group's velocities over a sweep (16 KiB) stay in L1 while every
+  // candidate's row passes by once.
+  constexpr int64_t kSweep = 256;
+  const int64_t groups = (fields + kDotFields - 1) / kDotFields;
 #pragma omp parallel
   {
-    std::vector<float> centred(static_cast<size_t>(fields * G)), displacement(static_cast<size_t>(G)),
-        dots(static_cast<size_t>(fields));
+    std::vector<float> transposed(static_cast<size_t>(G * kDotFields)), dots;
+    std::vector<const float*> rows;
     std::vector<double> velocity_norm(static_cast<size_t>(fields));
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < cells; ++i) {
-      for (int64_t f = 0; f < fields; ++f) {
-        const float* raw = V[f] + i * G;
-        double mean = 0;
-        for (int64_t g = 0; g < G; ++g) mean += raw[g];
-        mean /= double(G);
-        double squared = 0;
-        for (int64_t g = 0; g < G; ++g) {
-          const double v = double(raw[g]) - mean;
-          centred[f * G + g] = float(v);
-          squared += v * v;
-        }
-        velocity_norm[f] = std::sqrt(squared);
-        cosines[f][i].resize(plan.candidates[i].size());
-      }
+      const std::vector<int64_t>& candidates = plan.candidates[i];
+      const int64_t n = int64_t(candidates.size());
+      rows.resize(size_t(n));
+      for (int64_t e = 0; e < n; ++e) rows[e] = plan.X + candidates[e] * G;
       const float* xi = plan.X + i * G;
-      for (size_t e = 0; e < plan.candidates[i].size(); ++e) {
-        const float* xj = plan.X + plan.candidates[i][e] * G;
-        // The displacement formed first (near-equal rows keep their precision), then its product
-        // with every field.
-        for (int64_t g = 0; g < G; ++g) displacement[g] = xj[g] - xi[g];
-        displacement_dots(displacement.data(), centred.data(), G, fields, dots.data());
-        for (int64_t f = 0; f < fields; ++f) {
-          const double norms = plan.displacement_norm[i][e] * velocity_norm[f];
-          cosines[f][i][e] = norms > 0 ? std::clamp(double(dots[f]) / norms, -1.0, 1.0) : 0.0;
+      for (int64_t group = 0; group < groups; ++group) {
+        const int64_t first = group * kDotFields, count = std::min(kDotFields, fields - first);
+        std::fill(transposed.begin(), transposed.end(), 0.0f);
+        for (int64_t k = 0; k < count; ++k) {
+          const int64_t f = first + k;
+          const float* raw = V[f] + i * G;
+          double mean = 0;
+          for (int64_t g = 0; g < G; ++g) mean += raw[g];
+          mean /= double(G);
+          double squared = 0;
+          for (int64_t g = 0; g < G; ++g) {
+            const double v = double(raw[g]) - mean;
+            transposed[g * kDotFields + k] = float(v);
+            squared += v * v;
+          }
+          velocity_norm[f] = std::sqrt(squared);
+          cosines[f][i].resize(size_t(n));
         }
+        dots.assign(size_t(n * kDotFields), 0.0f);
+        for (int64_t begin = 0; begin < G; begin += kSweep)
+          candidate_dots(xi, rows.data(), n, transposed.data(), begin, std::min(G, begin + kSweep), dots.data());
+        for (int64_t e = 0; e < n; ++e)
+          for (int64_t k = 0; k < count; ++k) {
+            const double norms = plan.displacement_norm[i][e] * velocity_norm[first + k];
+            cosines[first + k][i][e] = norms > 0 ? std::clamp(double(dots[e * kDotFields + k]) / norms, -1.0, 1.0) : 0.0;
+          }
       }
     }
   }
@@ -450,10 +499,17 @@ std::vector<double> direct_pca_projection(const float* V, int64_t cells, int64_t
   require(cells >= 1 && genes >= 1 && comps >= 1, PV_ERR_INVALID_ARGUMENT,
           "direct_pca_projection: cells, genes and comps must be >= 1");
   require(V != nullptr && pcs != nullptr, PV_ERR_INVALID_ARGUMENT, "direct_pca_projection: V or pcs is null");
+  // Column means over blocks of genes, each summed over the cells in order: parallel, and the same
+  // sums for any thread count.
   std::vector<double> column_mean(static_cast<size_t>(genes), 0.0);
-  for (int64_t c = 0; c < cells; ++c)
-    for (int64_t g = 0; g < genes; ++g) column_mean[g] += V[c * genes + g];
-  for (double& m : column_mean) m /= double(cells);
+  constexpr int64_t kGeneBlock = 64;
+#pragma omp parallel for schedule(static)
+  for (int64_t g0 = 0; g0 < genes; g0 += kGeneBlock) {
+    const int64_t g1 = std::min(genes, g0 + kGeneBlock);
+    for (int64_t c = 0; c < cells; ++c)
+      for (int64_t g = g0; g < g1; ++g) column_mean[g] += V[c * genes + g];
+    for (int64_t g = g0; g < g1; ++g) column_mean[g] /= double(cells);
+  }
   std::vector<double> out(static_cast<size_t>(cells * comps), 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < cells; ++c) {
@@ -520,11 +576,15 @@ std::vector<double> descending_ranks(const std::vector<double>& values) {
 
 // V = beta ut / u_scale - gamma st (MODEL.md section 7), cells x genes into out.
 void sample_velocity(const StatisticsSample& draw, int64_t cells, int64_t genes, float* out) {
-  for (int64_t c = 0; c < cells; ++c)
-    for (int64_t g = 0; g < genes; ++g) {
-      const int64_t e = c * genes + g;
-      out[e] = float(draw.beta[g] * draw.ut[e] / draw.u_scale[g] - draw.gamma[g] * draw.st[e]);
-    }
+  const double *beta = draw.beta, *gamma = draw.gamma, *u_scale = draw.u_scale;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < cells; ++c) {
+    const float* ut = draw.ut + c * genes;
+    const float* st = draw.st + c * genes;
+    float* row = out + c * genes;
+#pragma omp simd
+    for (int64_t g = 0; g < genes; ++g) row[g] = float(beta[g] * ut[g] / u_scale[g] - gamma[g] * st[g]);
+  }
 }
 
 // out (cols x rows) = in (rows x cols) transposed, in cache-sized tiles.
@@ -657,8 +717,10 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
 
   // Pass 1: moments of ut, st and V over samples; everything that does not need st's mean. The
   // velocities are kept for pass 2 when they fit the cache, else drawn again there.
-  std::vector<double> mean_ut(size_t(C * G), 0.0), mean_st(size_t(C * G), 0.0), m2_ut(size_t(C * G), 0.0),
-      m2_st(size_t(C * G), 0.0), mean_velocity(size_t(C * G), 0.0);
+  // Stored in float32 (the precision they are returned in), updated in double: half the memory
+  // traffic of double storage on these C x G arrays, which every sample sweeps.
+  std::vector<float> mean_ut(size_t(C * G), 0.0f), mean_st(size_t(C * G), 0.0f), m2_ut(size_t(C * G), 0.0f),
+      m2_st(size_t(C * G), 0.0f), mean_velocity(size_t(C * G), 0.0f);
   std::vector<double> original_magnitude(size_t(S * C)), field(size_t(S * C * 2)), pca_field;
   if (with_pca) pca_field.resize(size_t(S * C * 2));
   const bool cache_velocities = !options.spliced_per_sample && !input.samples_in_memory &&
@@ -687,12 +749,12 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
     const double count = double(seen);
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < C * G; ++e) {
-      const double du = ut[e] - mean_ut[e], ds = st[e] - mean_st[e];
-      mean_ut[e] += du / count;
-      mean_st[e] += ds / count;
-      m2_ut[e] += du * (ut[e] - mean_ut[e]);
-      m2_st[e] += ds * (st[e] - mean_st[e]);
-      mean_velocity[e] += (double(velocity[e]) - mean_velocity[e]) / count;
+      const double du = double(ut[e]) - mean_ut[e], ds = double(st[e]) - mean_st[e];
+      const double next_ut = mean_ut[e] + du / count, next_st = mean_st[e] + ds / count;
+      m2_ut[e] = float(m2_ut[e] + du * (ut[e] - next_ut));
+      m2_st[e] = float(m2_st[e] + ds * (st[e] - next_st));
+      mean_ut[e] = float(next_ut), mean_st[e] = float(next_st);
+      mean_velocity[e] = float(mean_velocity[e] + (double(velocity[e]) - mean_velocity[e]) / count);
     }
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < C; ++c) {
@@ -722,45 +784,50 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   });
   require(seen == S, PV_ERR_INTERNAL, "compute_statistics: fewer samples than announced");
 
-  const std::vector<float> mean_st_float(mean_st.begin(), mean_st.end());
+  const std::vector<float>& mean_st_float = mean_st;
   const DisplacementPlan plan(mean_st_float.data(), C, G, knn);  // every graph from here on is against mean st
-  if (!options.spliced_per_sample) {
-    // Pass 2: each sample's velocity against the mean st, in batches: velocity_graphs shares the
-    // candidates and displacement norms across a batch and reads each displacement once for it.
-    constexpr int64_t kBatch = 8;
-    int64_t batched = 0;
-    auto embed_batch = [&](const std::vector<const float*>& velocities) {
-      const std::vector<VelocityGraph> graphs = velocity_graphs(plan, velocities.data(), int64_t(velocities.size()));
-      for (size_t k = 0; k < graphs.size(); ++k) {
-        const std::vector<double> embedded = velocity_embedding(graphs[k], embedding.data(), C, 2, true);
-        std::copy(embedded.begin(), embedded.end(), field.begin() + (batched + int64_t(k)) * C * 2);
-      }
-      batched += int64_t(velocities.size());
-    };
-    if (cache_velocities) {
-      for (int64_t first = 0; first < S; first += kBatch) {
-        std::vector<const float*> velocities;
-        for (int64_t k = first; k < std::min(S, first + kBatch); ++k) velocities.push_back(cached_velocities.data() + k * C * G);
-        embed_batch(velocities);
-      }
-    } else {
-      std::vector<float> batch(size_t(std::min(kBatch, S) * C * G));
-      std::vector<const float*> velocities;
-      samples(false, [&](const StatisticsSample& draw) {
-        float* slot = batch.data() + int64_t(velocities.size()) * C * G;
-        sample_velocity(draw, C, G, slot);
-        velocities.push_back(slot);
-        if (int64_t(velocities.size()) == kBatch) embed_batch(velocities), velocities.clear();
-      });
-      if (!velocities.empty()) embed_batch(velocities);
+  const std::vector<float>& mean_velocity_float = mean_velocity;
+  std::vector<double> mean_field(size_t(C * 2));
+  // Pass 2: each sample's velocity, and the posterior mean's, against the mean st, in batches as
+  // wide as velocity_graphs' kernel: it shares the candidates and displacement norms across a
+  // batch and forms each displacement once for all of it. Each entry: a velocity and where its
+  // embedded field goes.
+  constexpr int64_t kBatch = 16;
+  std::vector<std::pair<const float*, double*>> batch;
+  std::vector<float> drawn;  // velocities of samples drawn again, when pass 1 could not keep them
+  auto embed_batch = [&] {
+    std::vector<const float*> velocities;
+    for (const auto& entry : batch) velocities.push_back(entry.first);
+    const std::vector<VelocityGraph> graphs = velocity_graphs(plan, velocities.data(), int64_t(velocities.size()));
+    for (size_t k = 0; k < graphs.size(); ++k) {
+      const std::vector<double> embedded = velocity_embedding(graphs[k], embedding.data(), C, 2, true);
+      std::copy(embedded.begin(), embedded.end(), batch[k].second);
     }
-    require(batched == S, PV_ERR_INTERNAL, "compute_statistics: pass 2 saw a different number of samples");
+    batch.clear();
+  };
+  if (options.spliced_per_sample) {
+    batch.push_back({mean_velocity_float.data(), mean_field.data()});
+  } else if (cache_velocities) {
+    for (int64_t k = 0; k < S; ++k) {
+      batch.push_back({cached_velocities.data() + k * C * G, field.data() + k * C * 2});
+      if (int64_t(batch.size()) == kBatch) embed_batch();
+    }
+    batch.push_back({mean_velocity_float.data(), mean_field.data()});
+  } else {
+    drawn.resize(size_t(std::min(kBatch, S) * C * G));
+    int64_t redrawn = 0;
+    samples(false, [&](const StatisticsSample& draw) {
+      if (int64_t(batch.size()) == kBatch) embed_batch();
+      float* slot = drawn.data() + int64_t(batch.size()) * C * G;
+      sample_velocity(draw, C, G, slot);
+      batch.push_back({slot, field.data() + redrawn++ * C * 2});
+    });
+    require(redrawn == S, PV_ERR_INTERNAL, "compute_statistics: pass 2 saw a different number of samples");
+    if (int64_t(batch.size()) == kBatch) embed_batch();
+    batch.push_back({mean_velocity_float.data(), mean_field.data()});
   }
+  embed_batch();
   cached_velocities = {};
-  const std::vector<float> mean_velocity_float(mean_velocity.begin(), mean_velocity.end());
-  const float* mean_velocity_pointer = mean_velocity_float.data();
-  const std::vector<double> mean_field = velocity_embedding(
-      velocity_graphs(plan, &mean_velocity_pointer, 1).front(), embedding.data(), C, 2, true);
 
   auto magnitude_and_angle = [&](const std::vector<double>& vectors, std::vector<double>* magnitude,
                                  std::vector<double>* angle) {
@@ -784,12 +851,13 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   out["embeds_angle"] = to_array({S, C}, angle);
   out["fdri"] = to_array({C}, rayleigh_fdr(angle, S, C));
   out["original_spaces_embeds_magnitude"] = to_array({S, C}, original_magnitude);
-  std::vector<double> sd_ut(size_t(C * G)), sd_st(size_t(C * G));
-  for (int64_t e = 0; e < C * G; ++e) sd_ut[e] = std::sqrt(m2_ut[e] / double(S)), sd_st[e] = std::sqrt(m2_st[e] / double(S));
-  out["ut_mean"] = to_array({C, G}, mean_ut);
-  out["st_mean"] = to_array({C, G}, mean_st);
-  out["ut_std"] = to_array({C, G}, sd_ut);
-  out["st_std"] = to_array({C, G}, sd_st);
+  std::vector<float> sd_ut(size_t(C * G)), sd_st(size_t(C * G));
+  for (int64_t e = 0; e < C * G; ++e)
+    sd_ut[e] = float(std::sqrt(m2_ut[e] / double(S))), sd_st[e] = float(std::sqrt(m2_st[e] / double(S)));
+  out["ut_mean"] = {{C, G}, std::move(mean_ut)};
+  out["st_mean"] = {{C, G}, std::move(mean_st)};
+  out["ut_std"] = {{C, G}, std::move(sd_ut)};
+  out["st_std"] = {{C, G}, std::move(sd_st)};
   if (with_pca) {
     std::vector<double> pca_magnitude, pca_angle;
     magnitude_and_angle(pca_field, &pca_magnitude, &pca_angle);

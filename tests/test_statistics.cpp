@@ -586,7 +586,7 @@ TEST_CASE("statistics: samples held in memory, drawn twice, or cached give the s
   REQUIRE(cached.arrays.size() == 13);
   for (const auto& [key, array] : cached.arrays) {
     CAPTURE(key);
-    // Pass 2 from the cache runs the batched float32 graphs; drawn again, one double graph each.
+    // Pass 2 runs the same batched float32 graphs on velocities from the cache or drawn again.
     check_close(redrawn.arrays.at(key).values, std::vector<double>(array.values.begin(), array.values.end()), 1e-3, key.c_str());
     REQUIRE(held.arrays.at(key).shape == array.shape);
     // The held samples carry float32 rates, the drawn ones double: agreement to float precision.
