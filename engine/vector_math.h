@@ -18,9 +18,13 @@ __attribute__((always_inline)) inline float float_of(int32_t i) { return __built
 __attribute__((always_inline)) inline float min_f(float a, float b) { return b < a ? b : a; }
 __attribute__((always_inline)) inline float max_f(float a, float b) { return a < b ? b : a; }
 
-// e^-x for x >= 0, with x clamped at 80 (e^-80 = 1.8e-35, still a normal float and as good as 0
-// here). Cody-Waite reduction x = n ln2 + r with |r| <= ln2/2, then Taylor to r^7 (error 5e-9).
-__attribute__((always_inline)) inline float exp_neg(float x) {
+// The shared work of e^-x for x >= 0, with x clamped at 80 (e^-80 = 1.8e-35, still a normal float
+// and as good as 0 here): Cody-Waite reduction -x = n ln2 + r with |r| <= ln2/2, then Taylor to r^7
+// (error 5e-9) by Horner, stopping two steps short: e^-x = (p1 r + 1) 2^n, p1 = p2 r + 1.
+struct ExpReduced {
+  float n, r, p1, p2, scale;  // scale = 2^n
+};
+__attribute__((always_inline)) inline ExpReduced exp_neg_reduced(float x) {
   const float y = -min_f(x, 80.0f);
   constexpr float kShift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low bits
   const float shifted = y * 1.44269504f + kShift;
@@ -31,11 +35,15 @@ __attribute__((always_inline)) inline float exp_neg(float x) {
   p = p * r + 1.0f / 120;
   p = p * r + 1.0f / 24;
   p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  const float p2 = p * r + 0.5f, p1 = p2 * r + 1.0f;
   const int32_t n_int = bits_of(shifted) - bits_of(kShift);
-  return p * float_of((n_int + 127) << 23);
+  return {n, r, p1, p2, float_of((n_int + 127) << 23)};
+}
+
+// e^-x for x >= 0 (clamped at 80).
+__attribute__((always_inline)) inline float exp_neg(float x) {
+  const ExpReduced t = exp_neg_reduced(x);
+  return (t.p1 * t.r + 1.0f) * t.scale;
 }
 
 // e^-x with phi(x) = (1 - e^-x)/x and phi'(x), for x >= 0, from one exponential. Below ln2/2 the
@@ -46,23 +54,12 @@ struct ExpPhi {
   float e, phi, dphi;
 };
 __attribute__((always_inline)) inline ExpPhi exp_neg_phi(float x) {
-  const float y = -min_f(x, 80.0f);
-  constexpr float kShift = 12582912.0f;
-  const float shifted = y * 1.44269504f + kShift;
-  const float n = shifted - kShift;
-  const float r = (y - n * 0.693145752f) - n * 1.42860677e-6f;
-  float p = 1.0f / 5040;
-  p = p * r + 1.0f / 720;
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  const float p2 = p * r + 0.5f, p1 = p2 * r + 1.0f;
-  const int32_t n_int = bits_of(shifted) - bits_of(kShift);
-  const float e = (p1 * r + 1.0f) * float_of((n_int + 127) << 23);
+  const ExpReduced t = exp_neg_reduced(x);
+  const float e = (t.p1 * t.r + 1.0f) * t.scale;
   const float inv_x = 1.0f / max_f(x, 1e-30f);
   const float phi_c = (1.0f - e) * inv_x, dphi_c = (e - phi_c) * inv_x;
-  const bool reduced = n == 0.0f;
-  return {e, reduced ? p1 : phi_c, reduced ? p2 - p1 : dphi_c};
+  const bool reduced = t.n == 0.0f;
+  return {e, reduced ? t.p1 : phi_c, reduced ? t.p2 - t.p1 : dphi_c};
 }
 
 // 2 atanh(s) = log((1 + s) / (1 - s)) as 2s (1 + s^2/3 + ... + s^12/13), for |s| <= 1/3 (error 1e-8).
