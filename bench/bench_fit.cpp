@@ -96,14 +96,7 @@ int main(int argc, char** argv) {
     auto epoch = [&] {
       for (const auto& b : batches) model.loss(b, draw++, &grads);
     };
-    for (int i = 0; i < warmup; ++i) epoch();
-    std::vector<double> times;
-    for (int i = 0; i < steps; ++i) {
-      const auto t = Clock::now();
-      epoch();
-      times.push_back(seconds_since(t));
-    }
-    const pv::bench::Timing timing = pv::bench::summarise_times(times);
+    const pv::bench::Timing timing = pv::bench::time_it(warmup, steps, epoch);
     const double mean = timing.mean, sd = timing.sd;
     pv::PosteriorOptions p;
     p.num_samples = samples;
