@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Everything issue 5 needs from a GPU machine, in one call (the device tool's machines have nvcc,
-# CMake and ninja but no HDF5): build without HDF5, run the `cuda` tests, compute-sanitizer
-# memcheck and racecheck on them, then the throughput benchmark on simulated data. Results go to
-# $OUT (or bench/out) as text; copy the tables into bench/results/fit_cuda.md with the commit.
+# Everything issues 5 and 6 need from a GPU machine, in one call (the device tool's machines have
+# nvcc, CMake and ninja but no HDF5): build without HDF5, run the `cuda` tests, compute-sanitizer
+# memcheck and racecheck on them, then the fit and statistics benchmarks on simulated data.
+# Results go to $OUT (or bench/out) as text; copy the tables into bench/results/fit_cuda.md and
+# bench/results/statistics_cuda.md with the commit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-bench/out}"
@@ -28,5 +29,11 @@ bench=build-gpu/bench/bench_fit
   $bench --device cuda --simulate 100000x2000 --steps 5 --samples 5
   $bench --device cuda --simulate 100000x2000 --batch-size 10000 --steps 3 --samples 5
 } > "$out/bench.txt" 2>&1
+stats=build-gpu/bench/bench_statistics
+{
+  $stats --simulate 3696x2000 --samples 30 --device cuda --reps 3 --streaming 0 --json "$out/statistics_cuda.json"
+  $stats --simulate 3696x2000 --samples 30 --device cpu --reps 1 --streaming 0 --json "$out/statistics_cpu.json"
+  $stats --simulate 20000x2000 --samples 30 --device cuda --reps 1 --streaming 0 --json "$out/statistics_cuda_20k.json"
+} > "$out/bench_statistics.txt" 2>&1
 tail -5 "$out/cuda_tests.txt" "$out/sanitizer_memcheck.txt" "$out/sanitizer_racecheck.txt"
-grep -E "^\| simulated" "$out/bench.txt"
+grep -E "^\| simulated" "$out/bench.txt" "$out/bench_statistics.txt"

@@ -246,6 +246,7 @@ int run_fit(const std::vector<std::string>& args) {
   const bool stats = !parser.has("--no-stats");
   StatisticsOptions stats_options;
   stats_options.basis = parser.get("--basis");
+  stats_options.device = resolve_device(settings.device);  // the velocity graphs and their projection
   if (stats) {
     if (!data->obsm.count("X_" + stats_options.basis))
       fail(PV_ERR_INVALID_ARGUMENT, "obsm has no X_" + stats_options.basis + " for the velocity projection (choose --basis NAME, or --no-stats)");

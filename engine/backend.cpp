@@ -182,6 +182,77 @@ double DeviceLikelihood::evaluate(const ModelOptions& o, const LikelihoodInputs&
 #endif
 }
 
+#if PV_CUDA
+struct DeviceVelocityProjection::Impl {
+  cuda::DeviceProjection* projection = nullptr;
+  int64_t cells = 0, pairs = 0, fields = 0;
+  ~Impl() { cuda::free_projection(projection); }
+};
+#else
+struct DeviceVelocityProjection::Impl {};
+#endif
+
+DeviceVelocityProjection::DeviceVelocityProjection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DeviceVelocityProjection::~DeviceVelocityProjection() = default;
+
+std::unique_ptr<DeviceVelocityProjection> DeviceVelocityProjection::create(
+    const float* X, int64_t cells, int64_t genes, const std::vector<std::vector<int64_t>>& candidates,
+    const double* embedding) {
+#if PV_CUDA
+  require(cuda_device_count() > 0, PV_ERR_NO_DEVICE, "no CUDA device is present");
+  require(int64_t(candidates.size()) == cells, PV_ERR_INVALID_ARGUMENT,
+          "velocity projection: the candidates do not describe " + std::to_string(cells) + " cells");
+  require(cells < (int64_t(1) << 31), PV_ERR_UNSUPPORTED, "the CUDA velocity graph indexes cells with 32 bits");
+  std::vector<int64_t> indptr{0};
+  std::vector<int32_t> indices;
+  for (const std::vector<int64_t>& row : candidates) {
+    for (int64_t j : row) indices.push_back(int32_t(j));
+    indptr.push_back(int64_t(indices.size()));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->cells = cells, impl->pairs = indptr.back();
+  std::string error;
+  const int32_t status = cuda::create_projection(cells, genes, X, indptr.data(), indices.data(), embedding, &impl->projection, &error);
+  if (status != PV_OK) fail(status, "velocity projection on the GPU: " + error);
+  return std::unique_ptr<DeviceVelocityProjection>(new DeviceVelocityProjection(std::move(impl)));
+#else
+  (void)X, (void)cells, (void)genes, (void)candidates, (void)embedding;
+  fail(PV_ERR_NO_DEVICE, "this build has no CUDA backend (PV_CUDA=OFF)");
+#endif
+}
+
+std::vector<double> DeviceVelocityProjection::graphs(const float* const* V, int64_t fields, std::vector<float>* cosines) {
+#if PV_CUDA
+  require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity projection: no velocity fields");
+  std::vector<float> confidence(static_cast<size_t>(fields * impl_->cells));
+  if (cosines) cosines->resize(static_cast<size_t>(fields * impl_->pairs));
+  std::string error;
+  const int32_t status = cuda::projection_graphs(impl_->projection, V, fields, confidence.data(),
+                                                 cosines ? cosines->data() : nullptr, &error);
+  if (status != PV_OK) fail(status, "velocity graphs on the GPU: " + error);
+  impl_->fields = fields;
+  return std::vector<double>(confidence.begin(), confidence.end());
+#else
+  (void)V, (void)fields, (void)cosines;
+  fail(PV_ERR_NO_DEVICE, "this build has no CUDA backend (PV_CUDA=OFF)");
+#endif
+}
+
+std::vector<double> DeviceVelocityProjection::embed(const std::vector<double>& self_transition) {
+#if PV_CUDA
+  require(impl_->fields >= 1 && int64_t(self_transition.size()) == impl_->fields * impl_->cells, PV_ERR_INVALID_ARGUMENT,
+          "velocity projection: embed needs one self-transition per field and cell of the last graphs");
+  std::vector<double> embedded(static_cast<size_t>(impl_->fields * impl_->cells * 2));
+  std::string error;
+  const int32_t status = cuda::projection_embed(impl_->projection, self_transition.data(), embedded.data(), &error);
+  if (status != PV_OK) fail(status, "velocity embedding on the GPU: " + error);
+  return embedded;
+#else
+  (void)self_transition;
+  fail(PV_ERR_NO_DEVICE, "this build has no CUDA backend (PV_CUDA=OFF)");
+#endif
+}
+
 namespace cuda_backend {
 
 #if PV_CUDA

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/likelihood.h"
 
@@ -36,6 +37,30 @@ class DeviceLikelihood {
  private:
   struct Impl;
   explicit DeviceLikelihood(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The velocity graphs of several velocity fields against one X and their projection into a 2-D
+// embedding, on the CUDA device (products in float32, norms and projections in double). create()
+// uploads X, the candidates and the embedding; failures (no device, out of device memory, a CUDA
+// error) throw pv::Error with the matching status and leave nothing allocated.
+class DeviceVelocityProjection {
+ public:
+  static std::unique_ptr<DeviceVelocityProjection> create(const float* X, int64_t cells, int64_t genes,
+                                                          const std::vector<std::vector<int64_t>>& candidates,
+                                                          const double* embedding);
+  ~DeviceVelocityProjection();
+  // The graphs of `fields` velocity fields (cells x genes each), kept on the device; returns the
+  // rows' confidences max(0, max_j pi_ij), fields x cells. `cosines`, when given, receives the
+  // cosines: fields x pairs, row by row in the candidates' order.
+  std::vector<double> graphs(const float* const* V, int64_t fields, std::vector<float>* cosines = nullptr);
+  // The embedded velocities of the last graphs (fields x cells x 2, not autoscaled) under the
+  // self-transitions s_i (fields x cells).
+  std::vector<double> embed(const std::vector<double>& self_transition);
+
+ private:
+  struct Impl;
+  explicit DeviceVelocityProjection(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

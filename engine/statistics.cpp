@@ -11,11 +11,11 @@
 #include "engine/correlation.h"
 #include "engine/error.h"
 #include "engine/pca.h"
+#include "kernels/projection.h"
 
 namespace pv {
 namespace {
 
-constexpr double kTransitionScale = 10.0;      // scVelo velocity_embedding's default `scale`
 constexpr double kSelfTransitionQuantile = 98;  // percentile of the row maxima
 constexpr double kAxesAspect = 0.745161;        // matplotlib's default axes height / width
 
@@ -45,9 +45,7 @@ VelocityGraph assemble_graph(int64_t cells, const std::vector<std::vector<int64_
     graph.cosine.insert(graph.cosine.end(), row_cosines[i].begin(), row_cosines[i].end());
     for (double pi : row_cosines[i]) confidence[i] = std::max(confidence[i], pi);
   }
-  const double upper = percentile_linear(confidence, kSelfTransitionQuantile);
-  graph.self_transition.resize(static_cast<size_t>(cells));
-  for (int64_t i = 0; i < cells; ++i) graph.self_transition[i] = std::clamp(upper - confidence[i], 0.0, 1.0);
+  graph.self_transition = self_transitions(confidence);
   return graph;
 }
 
@@ -143,7 +141,39 @@ void candidate_dots(const float* xi, const float* const* xj, int64_t candidates,
   candidate_dots_body(xi, xj, candidates, vt, begin, end, dots);
 }
 
+// Each cell's candidates, after checking what the velocity graphs are given.
+std::vector<std::vector<int64_t>> checked_candidate_rows(const float* X, int64_t cells, int64_t genes, const Knn& knn) {
+  require(cells >= 1 && genes >= 1, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: cells and genes must be >= 1");
+  require(X != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: X is null");
+  require(knn.cells == cells && knn.k >= 1 && int64_t(knn.index.size()) == cells * knn.k,
+          PV_ERR_INVALID_ARGUMENT, "velocity_graphs: knn does not describe " + std::to_string(cells) + " cells");
+  for (int64_t neighbour : knn.index)
+    if (neighbour < 0 || neighbour >= cells)
+      fail(PV_ERR_INVALID_ARGUMENT, "velocity_graphs: knn.index holds " + std::to_string(neighbour) + ", outside [0, cells)");
+  return candidate_rows(knn);
+}
+
+// Fields of `values` floats each, none null and none with a NaN (a graph of several fields shares
+// its genes, so it cannot drop a field's NaN genes as velocity_graph does).
+void require_finite_fields(const float* const* V, int64_t fields, int64_t values) {
+  bool any_nan = false;
+  for (int64_t f = 0; f < fields && !any_nan; ++f) {
+    require(V[f] != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: field " + std::to_string(f) + " is null");
+    for (int64_t e = 0; e < values && !any_nan; ++e) any_nan = std::isnan(V[f][e]);
+  }
+  if (any_nan)
+    fail(PV_ERR_INVALID_ARGUMENT, "velocity_graphs: a velocity field holds NaN (velocity_graph drops such genes)");
+}
+
 }  // namespace
+
+std::vector<double> self_transitions(const std::vector<double>& confidence) {
+  require(!confidence.empty(), PV_ERR_INVALID_ARGUMENT, "self_transitions: no cells");
+  const double upper = percentile_linear(confidence, kSelfTransitionQuantile);
+  std::vector<double> out(confidence.size());
+  for (size_t i = 0; i < confidence.size(); ++i) out[i] = std::clamp(upper - confidence[i], 0.0, 1.0);
+  return out;
+}
 
 double rayleigh_p_value(const double* angles_rad, int64_t n) {
   require(angles_rad != nullptr || n == 0, PV_ERR_INVALID_ARGUMENT, "rayleigh_p_value: angles_rad is null");
@@ -265,12 +295,9 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
             xj_v += double(xj[g]) * vi[g];
             xi_xj += double(xj[g]) * double(xi[g]);
           }
-          const double mean = (row_sum[j] - row_sum[i]) / double(std::max<int64_t>(G, 1));
-          double squared = row_squares[j] - 2 * xi_xj + row_squares[i] - double(G) * mean * mean;
-          // Identical rows leave only rounding here; the direct form gives exactly 0 for them.
-          if (squared <= 1e-12 * (row_squares[i] + row_squares[j])) squared = 0;
-          const double norms = std::sqrt(squared) * velocity_norm[i];
-          cosines[e] = norms > 0 ? std::clamp((xj_v - xi_v) / norms, -1.0, 1.0) : 0.0;
+          const double squared = centred_squared_norm(row_sum[j] - row_sum[i], row_squares[j] - 2 * xi_xj + row_squares[i],
+                                                      double(std::max<int64_t>(G, 1)), row_squares[i], row_squares[j]);
+          cosines[e] = pearson_cosine(xj_v - xi_v, std::sqrt(squared), velocity_norm[i]);
         }
         continue;
       }
@@ -290,8 +317,7 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
           dot += d * vi[g];
           squared += d * d;
         }
-        const double norms = std::sqrt(squared) * velocity_norm[i];
-        cosines[e] = norms > 0 ? std::clamp(dot / norms, -1.0, 1.0) : 0.0;
+        cosines[e] = pearson_cosine(dot, std::sqrt(squared), velocity_norm[i]);
       }
     }
   }
@@ -301,14 +327,7 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
 
 DisplacementPlan::DisplacementPlan(const float* X_in, int64_t cells_in, int64_t genes_in, const Knn& knn)
     : X(X_in), cells(cells_in), genes(genes_in) {
-  require(cells >= 1 && genes >= 1, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: cells and genes must be >= 1");
-  require(X != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: X is null");
-  require(knn.cells == cells && knn.k >= 1 && int64_t(knn.index.size()) == cells * knn.k,
-          PV_ERR_INVALID_ARGUMENT, "velocity_graphs: knn does not describe " + std::to_string(cells) + " cells");
-  for (int64_t neighbour : knn.index)
-    if (neighbour < 0 || neighbour >= cells)
-      fail(PV_ERR_INVALID_ARGUMENT, "velocity_graphs: knn.index holds " + std::to_string(neighbour) + ", outside [0, cells)");
-  candidates = candidate_rows(knn);
+  candidates = checked_candidate_rows(X, cells, genes, knn);
   const int64_t G = genes;
 
   std::vector<double> row_sum(static_cast<size_t>(cells), 0.0), row_squares(static_cast<size_t>(cells), 0.0);
@@ -332,10 +351,8 @@ DisplacementPlan::DisplacementPlan(const float* X_in, int64_t cells_in, int64_t 
       double xi_xj = 0;
 #pragma omp simd reduction(+ : xi_xj)
       for (int64_t g = 0; g < G; ++g) xi_xj += double(xj[g]) * double(xi[g]);
-      const double mean = (row_sum[j] - row_sum[i]) / double(G);
-      double squared = row_squares[j] - 2 * xi_xj + row_squares[i] - double(G) * mean * mean;
-      if (squared <= 1e-12 * (row_squares[i] + row_squares[j])) squared = 0;
-      norms[e] = std::sqrt(squared);
+      norms[e] = std::sqrt(centred_squared_norm(row_sum[j] - row_sum[i], row_squares[j] - 2 * xi_xj + row_squares[i],
+                                                double(G), row_squares[i], row_squares[j]));
     }
   }
 }
@@ -343,13 +360,7 @@ DisplacementPlan::DisplacementPlan(const float* X_in, int64_t cells_in, int64_t 
 std::vector<VelocityGraph> velocity_graphs(const DisplacementPlan& plan, const float* const* V, int64_t fields) {
   require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: no velocity fields");
   const int64_t cells = plan.cells, G = plan.genes;
-  bool any_nan = false;
-  for (int64_t f = 0; f < fields && !any_nan; ++f) {
-    require(V[f] != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: field " + std::to_string(f) + " is null");
-    for (int64_t e = 0; e < cells * G && !any_nan; ++e) any_nan = std::isnan(V[f][e]);
-  }
-  if (any_nan)
-    fail(PV_ERR_INVALID_ARGUMENT, "velocity_graphs: a velocity field holds NaN (velocity_graph drops such genes)");
+  require_finite_fields(V, fields, cells * G);
   std::vector<std::vector<std::vector<double>>> cosines(static_cast<size_t>(fields),
                                                         std::vector<std::vector<double>>(static_cast<size_t>(cells)));
   // Fields go through candidate_dots 16 at a time (the last group padded with zero velocities).
@@ -392,8 +403,8 @@ std::vector<VelocityGraph> velocity_graphs(const DisplacementPlan& plan, const f
           candidate_dots(xi, rows.data(), n, transposed.data(), begin, std::min(G, begin + kSweep), dots.data());
         for (int64_t e = 0; e < n; ++e)
           for (int64_t k = 0; k < count; ++k) {
-            const double norms = plan.displacement_norm[i][e] * velocity_norm[first + k];
-            cosines[first + k][i][e] = norms > 0 ? std::clamp(double(dots[e * kDotFields + k]) / norms, -1.0, 1.0) : 0.0;
+            cosines[first + k][i][e] =
+                pearson_cosine(double(dots[e * kDotFields + k]), plan.displacement_norm[i][e], velocity_norm[first + k]);
           }
       }
     }
@@ -423,6 +434,43 @@ std::vector<VelocityGraph> velocity_graphs(const float* X, const float* const* V
   return velocity_graphs(DisplacementPlan(X, cells, genes, knn), V, fields);
 }
 
+FieldProjector::FieldProjector(const float* X, int64_t cells, int64_t genes, const Knn& knn, const double* embedding,
+                               Device device)
+    : cells_(cells), genes_(genes), embedding_(embedding) {
+  require(embedding != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity projection: embedding is null");
+  if (device == Device::kCuda)
+    device_ = DeviceVelocityProjection::create(X, cells, genes, checked_candidate_rows(X, cells, genes, knn), embedding);
+  else
+    plan_ = std::make_unique<DisplacementPlan>(X, cells, genes, knn);
+}
+
+FieldProjector::~FieldProjector() = default;
+
+std::vector<double> FieldProjector::project(const float* const* V, int64_t fields) {
+  require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity projection: no velocity fields");
+  const int64_t C = cells_;
+  if (plan_) {
+    std::vector<double> out;
+    out.reserve(static_cast<size_t>(fields * C * 2));
+    for (const VelocityGraph& graph : velocity_graphs(*plan_, V, fields)) {
+      const std::vector<double> embedded = velocity_embedding(graph, embedding_, C, 2, true);
+      out.insert(out.end(), embedded.begin(), embedded.end());
+    }
+    return out;
+  }
+  require_finite_fields(V, fields, C * genes_);
+  const std::vector<double> confidence = device_->graphs(V, fields);
+  std::vector<double> self(static_cast<size_t>(fields * C));
+  for (int64_t f = 0; f < fields; ++f) {
+    const std::vector<double> row(confidence.begin() + f * C, confidence.begin() + (f + 1) * C);
+    const std::vector<double> s = self_transitions(row);
+    std::copy(s.begin(), s.end(), self.begin() + f * C);
+  }
+  std::vector<double> out = device_->embed(self);
+  for (int64_t f = 0; f < fields; ++f) autoscale_embedded(embedding_, C, 2, out.data() + f * C * 2);
+  return out;
+}
+
 std::vector<double> velocity_embedding(const VelocityGraph& graph, const double* embedding, int64_t cells,
                                        int64_t dims_used, bool autoscale) {
   require(cells >= 1 && graph.cells == cells && int64_t(graph.indptr.size()) == cells + 1 &&
@@ -435,41 +483,41 @@ std::vector<double> velocity_embedding(const VelocityGraph& graph, const double*
   std::vector<double> out(static_cast<size_t>(cells * D), 0.0);
 #pragma omp parallel
   {
-    std::vector<double> probability, direction;
+    std::vector<double> weighted(static_cast<size_t>(D)), directions(static_cast<size_t>(D));
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < cells; ++i) {
-      const int64_t begin = graph.indptr[i], end = graph.indptr[i + 1];
       // Signed transition weights; the self-transition only enters the row normaliser.
-      double absolute_sum = std::expm1(kTransitionScale * graph.self_transition[i]);
-      probability.clear();
-      direction.clear();
-      for (int64_t e = begin; e < end; ++e) {
-        const double pi = graph.cosine[e];
-        const double weight = pi >= 0 ? std::expm1(kTransitionScale * pi) : -std::expm1(-kTransitionScale * pi);
-        absolute_sum += std::abs(weight);
+      double absolute = transition_weight(graph.self_transition[i]), weights = 0;
+      int64_t count = 0;
+      std::fill(weighted.begin(), weighted.end(), 0.0);
+      std::fill(directions.begin(), directions.end(), 0.0);
+      const double* ei = embedding + i * D;
+      for (int64_t e = graph.indptr[i]; e < graph.indptr[i + 1]; ++e) {
+        const double weight = transition_weight(graph.cosine[e]);
         if (weight == 0) continue;  // not an entry of the sparse transition matrix
-        probability.push_back(weight);
+        absolute += std::abs(weight), weights += weight, ++count;
         const double* ej = embedding + graph.indices[e] * D;
-        const double* ei = embedding + i * D;
         double squared = 0;
         for (int64_t d = 0; d < D; ++d) squared += (ej[d] - ei[d]) * (ej[d] - ei[d]);
         const double norm = std::sqrt(squared);
-        for (int64_t d = 0; d < D; ++d) direction.push_back(norm > 0 ? (ej[d] - ei[d]) / norm : 0.0);
+        if (norm == 0) continue;  // a zero direction adds nothing but its weight
+        for (int64_t d = 0; d < D; ++d) {
+          const double direction = (ej[d] - ei[d]) / norm;
+          weighted[d] += weight * direction, directions[d] += direction;
+        }
       }
       double* row = out.data() + i * D;
-      if (probability.empty()) {
-        std::fill(row, row + D, std::numeric_limits<double>::quiet_NaN());
-        continue;
-      }
-      double mean = 0;
-      for (double& p : probability) p /= absolute_sum, mean += p;
-      mean /= double(probability.size());
-      for (size_t e = 0; e < probability.size(); ++e)
-        for (int64_t d = 0; d < D; ++d) row[d] += (probability[e] - mean) * direction[e * D + d];
+      for (int64_t d = 0; d < D; ++d)
+        row[d] = count == 0 ? std::numeric_limits<double>::quiet_NaN()
+                            : embedded_component(weighted[d], directions[d], weights, double(count), absolute);
     }
   }
-  if (!autoscale) return out;
+  if (autoscale) autoscale_embedded(embedding, cells, D, out.data());
+  return out;
+}
 
+void autoscale_embedded(const double* embedding, int64_t cells, int64_t dims, double* embedded) {
+  const int64_t D = dims;
   double min_x = std::numeric_limits<double>::infinity(), max_x = -min_x, min_y = min_x, max_y = -min_x;
   for (int64_t i = 0; i < cells; ++i) {
     min_x = std::min(min_x, embedding[i * D]), max_x = std::max(max_x, embedding[i * D]);
@@ -481,7 +529,7 @@ std::vector<double> velocity_embedding(const VelocityGraph& graph, const double*
   double length_sum = 0;
   int64_t finite_rows = 0;
   for (int64_t i = 0; i < cells; ++i) {
-    const double u = out[i * D] / range_x, v = kAxesAspect * out[i * D + 1] / range_y;
+    const double u = embedded[i * D] / range_x, v = kAxesAspect * embedded[i * D + 1] / range_y;
     if (std::isnan(u) || std::isnan(v)) continue;
     length_sum += std::sqrt(u * u + v * v);
     ++finite_rows;
@@ -490,8 +538,7 @@ std::vector<double> velocity_embedding(const VelocityGraph& graph, const double*
   const double quiver_scale = 1.8 * std::max(10.0, std::sqrt(double(cells))) / 1.1 * mean_length;
   // All-zero arrows have no scale to divide by; they stay zero.
   if (quiver_scale > 0)
-    for (double& value : out) value /= 3.0 * quiver_scale;
-  return out;
+    for (int64_t e = 0; e < cells * D; ++e) embedded[e] /= 3.0 * quiver_scale;
 }
 
 std::vector<double> direct_pca_projection(const float* V, int64_t cells, int64_t genes, const double* pcs,
@@ -784,8 +831,7 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   });
   require(seen == S, PV_ERR_INTERNAL, "compute_statistics: fewer samples than announced");
 
-  const std::vector<float>& mean_st_float = mean_st;
-  const DisplacementPlan plan(mean_st_float.data(), C, G, knn);  // every graph from here on is against mean st
+  FieldProjector projector(mean_st.data(), C, G, knn, embedding.data(), options.device);  // every graph against mean st
   const std::vector<float>& mean_velocity_float = mean_velocity;
   std::vector<double> mean_field(size_t(C * 2));
   // Pass 2: each sample's velocity, and the posterior mean's, against the mean st, in batches as
@@ -798,11 +844,9 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   auto embed_batch = [&] {
     std::vector<const float*> velocities;
     for (const auto& entry : batch) velocities.push_back(entry.first);
-    const std::vector<VelocityGraph> graphs = velocity_graphs(plan, velocities.data(), int64_t(velocities.size()));
-    for (size_t k = 0; k < graphs.size(); ++k) {
-      const std::vector<double> embedded = velocity_embedding(graphs[k], embedding.data(), C, 2, true);
-      std::copy(embedded.begin(), embedded.end(), batch[k].second);
-    }
+    const std::vector<double> embedded = projector.project(velocities.data(), int64_t(velocities.size()));
+    for (size_t k = 0; k < batch.size(); ++k)
+      std::copy(embedded.begin() + int64_t(k) * C * 2, embedded.begin() + int64_t(k + 1) * C * 2, batch[k].second);
     batch.clear();
   };
   if (options.spliced_per_sample) {

@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "engine/backend.h"
 #include "engine/neighbours.h"
 #include "engine/posterior.h"
 #include "io/anndata.h"
@@ -64,6 +66,31 @@ std::vector<VelocityGraph> velocity_graphs(const DisplacementPlan& plan, const f
 // 3 x matplotlib's quiver scale, computed from the first two columns.
 std::vector<double> velocity_embedding(const VelocityGraph& graph, const double* embedding, int64_t cells,
                                        int64_t dims_used = 2, bool autoscale = true);
+// velocity_embedding's autoscale, in place on embedded (cells x dims, dims >= 2).
+void autoscale_embedded(const double* embedding, int64_t cells, int64_t dims, double* embedded);
+
+// s_i = clip(P98(c) - c_i, 0, 1) from the row confidences c_i = max(0, max_j pi_ij).
+std::vector<double> self_transitions(const std::vector<double>& confidence);
+
+// velocity_graphs then velocity_embedding (two columns, autoscaled) of velocity fields against one
+// X, on the CPU or on the GPU (graph and projection in float32 there; the CPU path is the reference
+// the CUDA tests hold it to). What the fields share (X, the candidates, the displacement norms, the
+// embedding) is prepared once; X and the embedding must outlive the projector.
+class FieldProjector {
+ public:
+  FieldProjector(const float* X, int64_t cells, int64_t genes, const Knn& knn, const double* embedding, Device device);
+  ~FieldProjector();
+  FieldProjector(const FieldProjector&) = delete;
+  FieldProjector& operator=(const FieldProjector&) = delete;
+  // Embedded velocities, fields x cells x 2. Fields with a NaN are refused.
+  std::vector<double> project(const float* const* V, int64_t fields);
+
+ private:
+  int64_t cells_, genes_;
+  const double* embedding_;
+  std::unique_ptr<DisplacementPlan> plan_;             // CPU
+  std::unique_ptr<class DeviceVelocityProjection> device_;  // CUDA
+};
 
 // (V - column means of V) . pcs, with pcs genes x comps (the PCA loadings); cells x comps.
 // A NaN in a gene's velocity makes every projection NaN, so pass only finite genes.
@@ -87,6 +114,9 @@ struct StatisticsOptions {
   // The second pass (each velocity against the mean st) reuses pass 1's velocities when S x C x G
   // float32 fits in this many bytes and the samples are not in memory; otherwise it visits them again.
   int64_t sample_cache_bytes = int64_t(1) << 30;
+  // Where the velocity graphs against the mean st and their projection run (kCuda:
+  // PV_ERR_NO_DEVICE without a GPU). With spliced_per_sample the samples' own graphs stay on the CPU.
+  Device device = Device::kCpu;
   // The kNN space when obsm has no X_pca (cells x dims); prepare_statistics fills it.
   io::DenseMatrix<double> knn_space;
 };

@@ -441,6 +441,19 @@ static void check_statistics(pv_dataset* data, const pv_model* model) {
   options = options_with("n_neighbours", "5");
   EXPECT_STATUS(pv_model_statistics(model, 2, 1, options, &refused), PV_ERR_INVALID_ARGUMENT, "a misspelt option");
   EXPECT_ERROR_MENTIONS("n_neighbours", "a misspelt option");
+  pv_options_free(options);
+  options = options_with("device", "gpu");
+  EXPECT_STATUS(pv_model_statistics(model, 2, 1, options, &refused), PV_ERR_INVALID_ARGUMENT, "device gpu");
+  EXPECT_ERROR_MENTIONS("gpu", "device gpu");
+  pv_options_set(options, "device", "cuda");
+  {
+    /* A GPU runs the graphs there; without one, the refusal says so. */
+    const pv_status status = pv_model_statistics(model, 2, 1, options, &refused);
+    EXPECT(status == PV_OK || status == PV_ERR_NO_DEVICE, "device cuda: PV_OK with a GPU, PV_ERR_NO_DEVICE without");
+    if (status == PV_ERR_NO_DEVICE) EXPECT_ERROR_MENTIONS("CUDA", "device cuda without a GPU");
+    pv_statistics_free(refused);
+    refused = NULL;
+  }
   pv_posterior_free(arrays);
   EXPECT_STATUS(pv_posterior_create(&arrays), PV_OK, "pv_posterior_create");
   EXPECT_STATUS(pv_statistics_compute(data, arrays, NULL, &refused), PV_ERR_INVALID_ARGUMENT, "an empty posterior");

@@ -11,8 +11,11 @@
 #include <memory>
 
 #include "engine/backend.h"
+#include "engine/error.h"
 #include "engine/model.h"
+#include "engine/posterior.h"
 #include "engine/simulator.h"
+#include "engine/statistics.h"
 #include "engine/svi.h"
 #include "kernels/dynamics_cpu.h"
 #include "kernels/philox.h"
@@ -137,4 +140,119 @@ TEST_CASE("cuda: the device runs are deterministic") {
   std::vector<double> ga, gb;
   CHECK(a.loss({}, 5, &ga) == b.loss({}, 5, &gb));
   CHECK(ga == gb);
+}
+
+namespace {
+
+// A count-like X with ties and two identical rows (zero displacements), velocity fields with one
+// all-zero row (zero velocity norm), and a kNN graph in a 2-D embedding.
+struct ProjectionFixture {
+  int64_t cells = 500, genes = 300, fields = 20;  // genes not a multiple of the tile; 20 = 16 + 4 fields
+  std::vector<float> X;
+  std::vector<std::vector<float>> V;
+  std::vector<const float*> pointers;
+  std::vector<double> embedding;
+  pv::Knn knn;
+  ProjectionFixture() {
+    X.resize(size_t(cells * genes));
+    V.assign(size_t(fields), std::vector<float>(size_t(cells * genes)));
+    for (int64_t e = 0; e < cells * genes; ++e) {
+      X[e] = float(std::floor(8 * (1 + std::sin(0.37 * double(e) + 0.01 * double(e / genes)))));
+      for (int64_t f = 0; f < fields; ++f) V[f][e] = float(std::cos(0.11 * double(e) * double(f + 1) + double(f)));
+    }
+    for (int64_t g = 0; g < genes; ++g) X[5 * genes + g] = X[9 * genes + g], V[3][7 * genes + g] = 0.0f;
+    for (const auto& v : V) pointers.push_back(v.data());
+    for (int64_t c = 0; c < cells; ++c)
+      embedding.push_back(std::sin(0.2 * double(c)) + 0.01 * double(c)), embedding.push_back(double(c % 7) + 0.3 * std::cos(double(c)));
+    knn = pv::knn_graph(embedding.data(), cells, 2, 12);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cuda: velocity graphs and their embedding on the device match the CPU path") {
+  if (skip_without_device()) return;
+  const ProjectionFixture x;
+  const std::vector<pv::VelocityGraph> cpu =
+      pv::velocity_graphs(x.X.data(), x.pointers.data(), x.fields, x.cells, x.genes, x.knn);
+  std::vector<std::vector<int64_t>> candidates(size_t(x.cells));
+  for (int64_t i = 0; i < x.cells; ++i)
+    candidates[i].assign(cpu[0].indices.begin() + cpu[0].indptr[i], cpu[0].indices.begin() + cpu[0].indptr[i + 1]);
+  const auto device = pv::DeviceVelocityProjection::create(x.X.data(), x.cells, x.genes, candidates, x.embedding.data());
+  std::vector<float> cosines;
+  const std::vector<double> confidence = device->graphs(x.pointers.data(), x.fields, &cosines);
+  const int64_t pairs = int64_t(cpu[0].indices.size());
+  REQUIRE(int64_t(cosines.size()) == x.fields * pairs);
+  double worst_cosine = 0, worst_confidence = 0;
+  for (int64_t f = 0; f < x.fields; ++f)
+    for (int64_t i = 0; i < x.cells; ++i) {
+      double row_max = 0;
+      for (int64_t e = cpu[f].indptr[i]; e < cpu[f].indptr[i + 1]; ++e) {
+        worst_cosine = std::fmax(worst_cosine, std::fabs(double(cosines[f * pairs + e]) - cpu[f].cosine[e]));
+        row_max = std::fmax(row_max, cpu[f].cosine[e]);
+      }
+      worst_confidence = std::fmax(worst_confidence, std::fabs(confidence[f * x.cells + i] - row_max));
+    }
+  MESSAGE("max |cosine GPU - CPU| " << worst_cosine << ", max |row confidence GPU - CPU| " << worst_confidence);
+  CHECK(worst_cosine < 1e-5);
+  CHECK(worst_confidence < 1e-5);
+  CHECK(cosines[3 * pairs + cpu[3].indptr[7]] == 0.0f);  // the zero velocity row
+
+  // The whole projection, autoscaled, against the CPU's.
+  pv::FieldProjector on_cpu(x.X.data(), x.cells, x.genes, x.knn, x.embedding.data(), pv::Device::kCpu);
+  pv::FieldProjector on_gpu(x.X.data(), x.cells, x.genes, x.knn, x.embedding.data(), pv::Device::kCuda);
+  const std::vector<double> a = on_cpu.project(x.pointers.data(), x.fields), b = on_gpu.project(x.pointers.data(), x.fields);
+  REQUIRE(a.size() == b.size());
+  double largest = 0, worst = 0, worst_direction = 1;
+  for (size_t e = 0; e < a.size(); e += 2) {
+    largest = std::fmax(largest, std::hypot(a[e], a[e + 1]));
+    worst = std::fmax(worst, std::hypot(a[e] - b[e], a[e + 1] - b[e + 1]));
+    const double norms = std::hypot(a[e], a[e + 1]) * std::hypot(b[e], b[e + 1]);
+    if (norms > 0) worst_direction = std::fmin(worst_direction, (a[e] * b[e] + a[e + 1] * b[e + 1]) / norms);
+  }
+  MESSAGE("embedded: max |GPU - CPU| / largest " << worst / largest << ", min cosine " << worst_direction);
+  CHECK(worst < 1e-4 * largest);
+  CHECK(worst_direction > 0.9999);
+  std::vector<const float*> with_nan = x.pointers;
+  std::vector<float> nan_field = x.V[0];
+  nan_field[11] = std::nanf("");
+  with_nan[0] = nan_field.data();
+  CHECK_THROWS_AS(on_gpu.project(with_nan.data(), x.fields), pv::Error);
+}
+
+TEST_CASE("cuda: compute_statistics on the device matches the CPU") {
+  if (skip_without_device()) return;
+  pv::SimulationOptions simulation;
+  simulation.cells = 400;
+  simulation.genes = 60;
+  simulation.seed = 23;
+  simulation.pca_components = 6;
+  const auto data = std::make_shared<pv::io::AnnData>(pv::simulate(simulation));
+  const pv::VelocityModel model(pv::make_model_data(data), pv::ModelOptions{}, 3);
+  pv::PosteriorOptions posterior;
+  posterior.num_samples = 20;
+  posterior.seed = 4;
+  pv::StatisticsOptions options;
+  pv::prepare_statistics(*data, &options, 0);
+  const auto samples = pv::generate_posterior_samples(model, posterior);
+  const pv::PosteriorStatistics cpu = pv::compute_statistics(*data, samples, options);
+  options.device = pv::Device::kCuda;
+  const pv::PosteriorStatistics gpu = pv::compute_statistics(*data, samples, options);
+  for (const char* key : {"vector_field_posterior_samples", "vector_field_posterior_mean", "embeds_magnitude"}) {
+    const std::vector<float>& a = cpu.arrays.at(key).values;
+    const std::vector<float>& b = gpu.arrays.at(key).values;
+    REQUIRE(a.size() == b.size());
+    double largest = 0, worst = 0;
+    for (size_t e = 0; e < a.size(); ++e)
+      largest = std::fmax(largest, std::fabs(a[e])), worst = std::fmax(worst, std::fabs(double(a[e]) - b[e]));
+    MESSAGE(key << ": max |GPU - CPU| / largest " << worst / largest);
+    CHECK(worst < 1e-4 * largest);
+  }
+  const std::vector<float>& fa = cpu.arrays.at("fdri").values;
+  const std::vector<float>& fb = gpu.arrays.at("fdri").values;
+  double worst_fdri = 0;
+  for (size_t c = 0; c < fa.size(); ++c) worst_fdri = std::fmax(worst_fdri, std::fabs(double(fa[c]) - fb[c]));
+  MESSAGE("fdri: max |GPU - CPU| " << worst_fdri);
+  CHECK(worst_fdri < 1e-3);
+  CHECK(gpu.arrays.at("ut_mean").values == cpu.arrays.at("ut_mean").values);  // pass 1 stays on the CPU
 }

@@ -560,6 +560,38 @@ TEST_CASE("statistics: velocity_graphs (batched, float32 products) agrees with v
   CHECK_THROWS_AS(pv::velocity_graphs(X.data(), pointers.data(), 0, cells, genes, knn), pv::Error);
 }
 
+TEST_CASE("statistics: FieldProjector gives velocity_embedding of each velocity_graphs field; CUDA without a device is refused") {
+  const int64_t cells = 90, genes = 21, fields = 3;
+  std::vector<float> X(size_t(cells * genes));
+  std::vector<std::vector<float>> V(size_t(fields), std::vector<float>(size_t(cells * genes)));
+  for (int64_t e = 0; e < cells * genes; ++e) {
+    X[e] = float(std::floor(5 * (1 + std::sin(0.29 * double(e)))));
+    for (int64_t f = 0; f < fields; ++f) V[f][e] = float(std::sin(0.07 * double(e) * double(f + 2)));
+  }
+  std::vector<double> embedding;
+  for (int64_t c = 0; c < cells; ++c) embedding.push_back(std::cos(0.3 * double(c))), embedding.push_back(double(c % 5));
+  const pv::Knn knn = pv::knn_graph(embedding.data(), cells, 2, 6);
+  std::vector<const float*> pointers;
+  for (const auto& v : V) pointers.push_back(v.data());
+  pv::FieldProjector projector(X.data(), cells, genes, knn, embedding.data(), pv::Device::kCpu);
+  const std::vector<double> projected = projector.project(pointers.data(), fields);
+  const std::vector<pv::VelocityGraph> graphs = pv::velocity_graphs(X.data(), pointers.data(), fields, cells, genes, knn);
+  REQUIRE(int64_t(projected.size()) == fields * cells * 2);
+  for (int64_t f = 0; f < fields; ++f) {
+    const std::vector<double> expected = pv::velocity_embedding(graphs[f], embedding.data(), cells, 2, true);
+    CHECK(std::vector<double>(projected.begin() + f * cells * 2, projected.begin() + (f + 1) * cells * 2) == expected);
+  }
+  if (pv::cuda_device_count() == 0) {
+    try {
+      pv::FieldProjector on_gpu(X.data(), cells, genes, knn, embedding.data(), pv::Device::kCuda);
+      FAIL("a CUDA projector was made without a device");
+    } catch (const pv::Error& e) {
+      CHECK(e.status() == PV_ERR_NO_DEVICE);
+      CHECK(std::string(e.what()).find("CUDA") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("statistics: samples held in memory, drawn twice, or cached give the same statistics") {
   pv::SimulationOptions simulation;
   simulation.cells = 40;

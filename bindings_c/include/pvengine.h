@@ -187,7 +187,8 @@ PV_API pv_status pv_posterior_set(pv_posterior* posterior, const char* key, cons
  * carry obsm "X_<basis>" (the embedding, >= 2 columns) and obsm "X_pca" (the kNN space; computed
  * from log expression when absent); varm "PCs" gives the loadings of the pca_* keys (computed the
  * same way when absent). Options keys: vector_field_basis (default "umap"), n_neighbors (30),
- * seed (0, for the PCA). pv_statistics_compute reads the keys ut, st, s, beta, gamma, cell_time and
+ * seed (0, for the PCA), device ("cpu", "cuda" or "auto": where the velocity graphs and their
+ * projection run; "cuda" without a GPU is PV_ERR_NO_DEVICE). pv_statistics_compute reads the keys ut, st, s, beta, gamma, cell_time and
  * u_scale (1 when absent) of a posterior over every cell of the dataset; pv_model_statistics draws
  * num_samples samples with seed itself, streaming, so S x C x G is never held.
  * Keys: vector_field_posterior_samples (S, C, 2), vector_field_posterior_mean (C, 2),

@@ -121,10 +121,12 @@ pv::StatisticsOptions statistics_options(const pv_options* options, uint64_t* se
       pv::require(o.neighbours >= 2, PV_ERR_INVALID_ARGUMENT, "statistics option n_neighbors must be >= 2, got " + value);
     } else if (key == "seed") {
       *seed = uint64_t(integer(key, value));
+    } else if (key == "device") {
+      o.device = pv::resolve_device(value);
     } else if (key == "ncpus_use") {
       pv::require(integer(key, value) >= 1, PV_ERR_INVALID_ARGUMENT, "statistics option ncpus_use must be >= 1, got " + value);
     } else {
-      pv::fail(PV_ERR_INVALID_ARGUMENT, "unknown statistics option '" + key + "' (expected vector_field_basis, n_neighbors, seed or ncpus_use)");
+      pv::fail(PV_ERR_INVALID_ARGUMENT, "unknown statistics option '" + key + "' (expected vector_field_basis, n_neighbors, seed, device or ncpus_use)");
     }
   }
   return o;

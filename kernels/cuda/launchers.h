@@ -53,4 +53,23 @@ struct LikelihoodLaunch {
 int32_t evaluate_likelihood(DeviceCounts* counts, const LikelihoodLaunch& launch, double* value, float* gene_grad,
                             float* cell_grad, std::string* error);
 
+// ---- The velocity graphs and their embedding projection (posterior statistics) -----------------
+
+// X (cells x genes, float32), each cell's candidates (CSR, ascending within a row), the displacement
+// norms and the embedding (cells x 2), prepared once for every field projected against that X.
+struct DeviceProjection;
+int32_t create_projection(int64_t cells, int64_t genes, const float* x, const int64_t* indptr, const int32_t* indices,
+                          const double* embedding, DeviceProjection** out, std::string* error);
+void free_projection(DeviceProjection* projection);
+
+// The cosines of `fields` velocity fields (each cells x genes on the host) against X, kept on the
+// device for projection_embed; writes each row's confidence max(0, max_j pi_ij) (fields x cells)
+// and, when `cosine` is not null, the cosines (fields x pairs, in the candidates' order).
+int32_t projection_graphs(DeviceProjection* projection, const float* const* velocity, int64_t fields, float* confidence,
+                          float* cosine, std::string* error);
+// The embedded velocities (fields x cells x 2, not autoscaled) of the last projection_graphs
+// under the self-transitions s_i (fields x cells); an empty row gives NaN.
+int32_t projection_embed(DeviceProjection* projection, const double* self_transition, double* embedded,
+                         std::string* error);
+
 }  // namespace pv::cuda

@@ -1,0 +1,46 @@
+// The velocity projection's per-entry formulas (shared/spec/STATISTICS.md), written once for the CPU
+// statistics and the CUDA kernels. T is float or double.
+#pragma once
+
+#include <cmath>
+
+#include "kernels/pv_hd.h"
+
+namespace pv {
+
+constexpr double kTransitionScale = 10.0;  // scVelo velocity_embedding's default `scale`
+
+// pi_ij: the dot of the centred displacement and the centred velocity over their norms, 0 when a
+// norm is 0, clipped to [-1, 1] against rounding.
+template <class T>
+PV_HD T pearson_cosine(T dot, T displacement_norm, T velocity_norm) {
+  const T norms = displacement_norm * velocity_norm;
+  if (!(norms > T(0))) return T(0);
+  const T c = dot / norms;
+  return c < T(-1) ? T(-1) : (c > T(1) ? T(1) : c);
+}
+
+// The squared norm of a centred displacement from its sum and sum of squares over `genes`; 0 when
+// it is rounding noise next to the rows' own squared norms (then the cosine is 0, as for X_j = X_i).
+template <class T>
+PV_HD T centred_squared_norm(T sum, T squares, T genes, T row_squares_i, T row_squares_j) {
+  const T squared = squares - sum * sum / genes;
+  return squared <= T(1e-12) * (row_squares_i + row_squares_j) ? T(0) : squared;
+}
+
+// scVelo's signed transition weight of a cosine: e^(10 pi) - 1, and -(e^(10 |pi|) - 1) below 0.
+template <class T>
+PV_HD T transition_weight(T pi) {
+  using std::expm1;
+  return pi >= T(0) ? expm1(T(kTransitionScale) * pi) : -expm1(-T(kTransitionScale) * pi);
+}
+
+// One component of an embedded velocity, sum_j (p_j - mean p) dE_j with p_j = w_j / A, from the
+// row's sums: weighted = sum w_j dE_j, directions = sum dE_j, weights = sum w_j over the `count`
+// entries with w_j != 0, and A = sum |w_j| + the self-transition weight.
+template <class T>
+PV_HD T embedded_component(T weighted, T directions, T weights, T count, T absolute) {
+  return (weighted - weights / count * directions) / absolute;
+}
+
+}  // namespace pv
