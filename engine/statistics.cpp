@@ -122,24 +122,81 @@ __attribute__((always_inline)) inline void candidate_dots_body(const float* xi, 
   }
 }
 
-// The body compiled for AVX2 + FMA and for the baseline, chosen by what the CPU reports. (GCC's
+// squares[e] += sum over g in [begin, end) of (X_j(e)[g] - x_i[g] - mean[e])^2 for every candidate
+// row (mean[e]: the displacement's mean over all genes, so the sum is of centred values and a pure
+// shift gives ~0, not a difference of large sums), four rows at a time, eight genes per vector,
+// summed in float over the range and added in double.
+__attribute__((always_inline)) inline void displacement_squares_body(const float* xi, const float* const* xj,
+                                                                     const float* mean, int64_t candidates,
+                                                                     int64_t begin, int64_t end, double* squares) {
+  const int64_t vector_end = begin + (end - begin) / 8 * 8;
+  for (int64_t e = 0; e < candidates; e += kDotRows) {
+    const int64_t rows = std::min(kDotRows, candidates - e);
+    const float* r[kDotRows];
+    for (int64_t k = 0; k < kDotRows; ++k) r[k] = xj[e + std::min(k, rows - 1)];
+    Lane8 a[kDotRows] = {};
+    float m[kDotRows];
+    for (int64_t k = 0; k < kDotRows; ++k) m[k] = mean[e + std::min(k, rows - 1)];
+    for (int64_t g = begin; g < vector_end; g += 8) {
+      Lane8 x, y;
+      load8(x, xi + g);
+      for (int64_t k = 0; k < kDotRows; ++k) {
+        load8(y, r[k] + g);
+        const Lane8 d = y - x - m[k];
+        a[k] += d * d;
+      }
+    }
+    for (int64_t k = 0; k < rows; ++k) {
+      float sum = 0;
+      for (int lane = 0; lane < 8; ++lane) sum += a[k][lane];
+      for (int64_t g = vector_end; g < end; ++g) {
+        const float d = r[k][g] - xi[g] - m[k];
+        sum += d * d;
+      }
+      squares[e + k] += sum;
+    }
+  }
+}
+
+// The bodies compiled for AVX2 + FMA and for the baseline, chosen by what the CPU reports. (GCC's
 // target_clones("arch=haswell") would not do: its dispatcher asks whether the CPU *is* a Haswell,
 // so every AMD CPU got the baseline clone.)
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return avx2;
+#else
+  return false;
+#endif
+}
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target("avx2,fma"))) void candidate_dots_avx2(const float* xi, const float* const* xj,
                                                              int64_t candidates, const float* vt, int64_t begin,
                                                              int64_t end, float* dots) {
   candidate_dots_body(xi, xj, candidates, vt, begin, end, dots);
 }
+__attribute__((target("avx2,fma"))) void displacement_squares_avx2(const float* xi, const float* const* xj,
+                                                                   const float* mean, int64_t candidates, int64_t begin,
+                                                                   int64_t end, double* squares) {
+  displacement_squares_body(xi, xj, mean, candidates, begin, end, squares);
+}
+#define PV_AVX2_OR_BASELINE(name, ...) \
+  do {                                  \
+    if (cpu_has_avx2_fma()) return name##_avx2(__VA_ARGS__); \
+    name##_body(__VA_ARGS__);           \
+  } while (0)
+#else
+#define PV_AVX2_OR_BASELINE(name, ...) name##_body(__VA_ARGS__)
 #endif
 void candidate_dots(const float* xi, const float* const* xj, int64_t candidates, const float* vt, int64_t begin,
                     int64_t end, float* dots) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx2) return candidate_dots_avx2(xi, xj, candidates, vt, begin, end, dots);
-#endif
-  candidate_dots_body(xi, xj, candidates, vt, begin, end, dots);
+  PV_AVX2_OR_BASELINE(candidate_dots, xi, xj, candidates, vt, begin, end, dots);
 }
+void displacement_squares(const float* xi, const float* const* xj, const float* mean, int64_t candidates, int64_t begin,
+                          int64_t end, double* squares) {
+  PV_AVX2_OR_BASELINE(displacement_squares, xi, xj, mean, candidates, begin, end, squares);
+}
+#undef PV_AVX2_OR_BASELINE
 
 // Each cell's candidates, after checking what the velocity graphs are given.
 std::vector<std::vector<int64_t>> checked_candidate_rows(const float* X, int64_t cells, int64_t genes, const Knn& knn) {
@@ -163,6 +220,18 @@ void require_finite_fields(const float* const* V, int64_t fields, int64_t values
   }
   if (any_nan)
     fail(PV_ERR_INVALID_ARGUMENT, "velocity_graphs: a velocity field holds NaN (velocity_graph drops such genes)");
+}
+
+// self_transitions of each of `fields` blocks of `cells` confidences.
+std::vector<double> field_self_transitions(const std::vector<double>& confidence, int64_t fields, int64_t cells) {
+  std::vector<double> out;
+  out.reserve(confidence.size());
+  for (int64_t f = 0; f < fields; ++f) {
+    const std::vector<double> s =
+        self_transitions(std::vector<double>(confidence.begin() + f * cells, confidence.begin() + (f + 1) * cells));
+    out.insert(out.end(), s.begin(), s.end());
+  }
+  return out;
 }
 
 }  // namespace
@@ -338,74 +407,104 @@ DisplacementPlan::DisplacementPlan(const float* X_in, int64_t cells_in, int64_t 
     row_sum[c] = sum;
     row_squares[c] = squares;
   }
-  // The norms of the centred displacements, in double as velocity_graph computes them.
+  // The norms of the centred displacements, summed from centred values in float over sweeps of
+  // genes and added in double (relative error ~1e-6 at worst, below the cosines' float products).
   displacement_norm.resize(static_cast<size_t>(cells));
-#pragma omp parallel for schedule(dynamic, 16)
-  for (int64_t i = 0; i < cells; ++i) {
-    const float* xi = X + i * G;
-    std::vector<double>& norms = displacement_norm[i];
-    norms.resize(candidates[i].size());
-    for (size_t e = 0; e < candidates[i].size(); ++e) {
-      const int64_t j = candidates[i][e];
-      const float* xj = X + j * G;
-      double xi_xj = 0;
-#pragma omp simd reduction(+ : xi_xj)
-      for (int64_t g = 0; g < G; ++g) xi_xj += double(xj[g]) * double(xi[g]);
-      norms[e] = std::sqrt(centred_squared_norm(row_sum[j] - row_sum[i], row_squares[j] - 2 * xi_xj + row_squares[i],
-                                                double(G), row_squares[i], row_squares[j]));
+#pragma omp parallel
+  {
+    std::vector<const float*> rows;
+    std::vector<float> mean;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t i = 0; i < cells; ++i) {
+      const std::vector<int64_t>& row = candidates[i];
+      const int64_t n = int64_t(row.size());
+      rows.resize(size_t(n));
+      mean.resize(size_t(n));
+      for (int64_t e = 0; e < n; ++e) rows[e] = X + row[e] * G, mean[e] = float((row_sum[row[e]] - row_sum[i]) / double(G));
+      std::vector<double>& norms = displacement_norm[i];
+      norms.assign(size_t(n), 0.0);
+      constexpr int64_t kSweep = 256;
+      for (int64_t begin = 0; begin < G; begin += kSweep)
+        displacement_squares(X + i * G, rows.data(), mean.data(), n, begin, std::min(G, begin + kSweep), norms.data());
+      for (int64_t e = 0; e < n; ++e)  // already centred: no mean to take off (sum 0)
+        norms[e] = std::sqrt(centred_squared_norm(0.0, norms[e], double(G), row_squares[i], row_squares[row[e]]));
     }
   }
 }
 
+namespace {
+
+// One thread's work on one cell of a plan: the centred dot products of the cell's candidates'
+// displacements with up to 16 velocity fields (dots[e * 16 + k]), and those fields' norms at the
+// cell, through candidate_dots.
+class CellDots {
+ public:
+  explicit CellDots(const DisplacementPlan& plan)
+      : plan_(plan), transposed_(static_cast<size_t>(plan.genes * kDotFields)) {}
+
+  // Fields [first, first + count) of V at cell i.
+  void compute(int64_t i, const float* const* V, int64_t first, int64_t count) {
+    const int64_t G = plan_.genes;
+    const std::vector<int64_t>& candidates = plan_.candidates[i];
+    const int64_t n = int64_t(candidates.size());
+    rows_.resize(size_t(n));
+    for (int64_t e = 0; e < n; ++e) rows_[e] = plan_.X + candidates[e] * G;
+    std::fill(transposed_.begin(), transposed_.end(), 0.0f);  // fields past `count` stay zero
+    for (int64_t k = 0; k < count; ++k) {
+      const float* raw = V[first + k] + i * G;
+      double mean = 0;
+      for (int64_t g = 0; g < G; ++g) mean += raw[g];
+      mean /= double(G);
+      double squared = 0;
+      for (int64_t g = 0; g < G; ++g) {
+        const double v = double(raw[g]) - mean;
+        transposed_[g * kDotFields + k] = float(v);
+        squared += v * v;
+      }
+      velocity_norm_[k] = std::sqrt(squared);
+    }
+    dots_.assign(size_t(n * kDotFields), 0.0f);
+    // Genes per sweep: the fields' velocities over a sweep (16 KiB) stay in L1 while every
+    // candidate's row passes by once.
+    constexpr int64_t kSweep = 256;
+    for (int64_t begin = 0; begin < G; begin += kSweep)
+      candidate_dots(plan_.X + i * G, rows_.data(), n, transposed_.data(), begin, std::min(G, begin + kSweep), dots_.data());
+  }
+
+  // pi between cell i and its e-th candidate for field first + k of the last compute.
+  double cosine(int64_t i, int64_t e, int64_t k) const {
+    return pearson_cosine(double(dots_[e * kDotFields + k]), plan_.displacement_norm[i][e], velocity_norm_[k]);
+  }
+
+ private:
+  const DisplacementPlan& plan_;
+  std::vector<float> transposed_, dots_;
+  std::vector<const float*> rows_;
+  double velocity_norm_[kDotFields] = {};
+};
+
+}  // namespace
+
 std::vector<VelocityGraph> velocity_graphs(const DisplacementPlan& plan, const float* const* V, int64_t fields) {
   require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: no velocity fields");
-  const int64_t cells = plan.cells, G = plan.genes;
-  require_finite_fields(V, fields, cells * G);
+  const int64_t cells = plan.cells;
+  require_finite_fields(V, fields, cells * plan.genes);
   std::vector<std::vector<std::vector<double>>> cosines(static_cast<size_t>(fields),
                                                         std::vector<std::vector<double>>(static_cast<size_t>(cells)));
-  // Fields go through candidate_dots 16 at a time (the last group padded with zero velocities).
-  // Genes per sweep: the group's velocities over a sweep (16 KiB) stay in L1 while every
-  // candidate's row passes by once.
-  constexpr int64_t kSweep = 256;
-  const int64_t groups = (fields + kDotFields - 1) / kDotFields;
 #pragma omp parallel
   {
-    std::vector<float> transposed(static_cast<size_t>(G * kDotFields)), dots;
-    std::vector<const float*> rows;
-    std::vector<double> velocity_norm(static_cast<size_t>(fields));
+    CellDots work(plan);
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < cells; ++i) {
-      const std::vector<int64_t>& candidates = plan.candidates[i];
-      const int64_t n = int64_t(candidates.size());
-      rows.resize(size_t(n));
-      for (int64_t e = 0; e < n; ++e) rows[e] = plan.X + candidates[e] * G;
-      const float* xi = plan.X + i * G;
-      for (int64_t group = 0; group < groups; ++group) {
-        const int64_t first = group * kDotFields, count = std::min(kDotFields, fields - first);
-        std::fill(transposed.begin(), transposed.end(), 0.0f);
+      const int64_t n = int64_t(plan.candidates[i].size());
+      for (int64_t first = 0; first < fields; first += kDotFields) {
+        const int64_t count = std::min(kDotFields, fields - first);
+        work.compute(i, V, first, count);
         for (int64_t k = 0; k < count; ++k) {
-          const int64_t f = first + k;
-          const float* raw = V[f] + i * G;
-          double mean = 0;
-          for (int64_t g = 0; g < G; ++g) mean += raw[g];
-          mean /= double(G);
-          double squared = 0;
-          for (int64_t g = 0; g < G; ++g) {
-            const double v = double(raw[g]) - mean;
-            transposed[g * kDotFields + k] = float(v);
-            squared += v * v;
-          }
-          velocity_norm[f] = std::sqrt(squared);
-          cosines[f][i].resize(size_t(n));
+          std::vector<double>& row = cosines[first + k][i];
+          row.resize(size_t(n));
+          for (int64_t e = 0; e < n; ++e) row[e] = work.cosine(i, e, k);
         }
-        dots.assign(size_t(n * kDotFields), 0.0f);
-        for (int64_t begin = 0; begin < G; begin += kSweep)
-          candidate_dots(xi, rows.data(), n, transposed.data(), begin, std::min(G, begin + kSweep), dots.data());
-        for (int64_t e = 0; e < n; ++e)
-          for (int64_t k = 0; k < count; ++k) {
-            cosines[first + k][i][e] =
-                pearson_cosine(double(dots[e * kDotFields + k]), plan.displacement_norm[i][e], velocity_norm[first + k]);
-          }
       }
     }
   }
@@ -438,10 +537,20 @@ FieldProjector::FieldProjector(const float* X, int64_t cells, int64_t genes, con
                                Device device)
     : cells_(cells), genes_(genes), embedding_(embedding) {
   require(embedding != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity projection: embedding is null");
-  if (device == Device::kCuda)
+  if (device == Device::kCuda) {
     device_ = DeviceVelocityProjection::create(X, cells, genes, checked_candidate_rows(X, cells, genes, knn), embedding);
-  else
-    plan_ = std::make_unique<DisplacementPlan>(X, cells, genes, knn);
+    return;
+  }
+  plan_ = std::make_unique<DisplacementPlan>(X, cells, genes, knn);
+  // Unit directions in the embedding towards each candidate, (0, 0) where they coincide.
+  directions_.resize(static_cast<size_t>(cells));
+  for (int64_t i = 0; i < cells; ++i)
+    for (int64_t j : plan_->candidates[i]) {
+      const double dx = embedding[2 * j] - embedding[2 * i], dy = embedding[2 * j + 1] - embedding[2 * i + 1];
+      const double norm = std::sqrt(dx * dx + dy * dy);
+      directions_[i].push_back(norm > 0 ? dx / norm : 0.0);
+      directions_[i].push_back(norm > 0 ? dy / norm : 0.0);
+    }
 }
 
 FieldProjector::~FieldProjector() = default;
@@ -449,24 +558,41 @@ FieldProjector::~FieldProjector() = default;
 std::vector<double> FieldProjector::project(const float* const* V, int64_t fields) {
   require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity projection: no velocity fields");
   const int64_t C = cells_;
-  if (plan_) {
-    std::vector<double> out;
-    out.reserve(static_cast<size_t>(fields * C * 2));
-    for (const VelocityGraph& graph : velocity_graphs(*plan_, V, fields)) {
-      const std::vector<double> embedded = velocity_embedding(graph, embedding_, C, 2, true);
-      out.insert(out.end(), embedded.begin(), embedded.end());
-    }
-    return out;
-  }
   require_finite_fields(V, fields, C * genes_);
-  const std::vector<double> confidence = device_->graphs(V, fields);
-  std::vector<double> self(static_cast<size_t>(fields * C));
-  for (int64_t f = 0; f < fields; ++f) {
-    const std::vector<double> row(confidence.begin() + f * C, confidence.begin() + (f + 1) * C);
-    const std::vector<double> s = self_transitions(row);
-    std::copy(s.begin(), s.end(), self.begin() + f * C);
+  std::vector<double> confidence, out(static_cast<size_t>(fields * C * 2));
+  if (device_) {
+    confidence = device_->graphs(V, fields);
+  } else {
+    // Each cell's row of every graph goes straight into its embedding sums and its confidence:
+    // no graph is stored.
+    std::vector<EmbeddingRowSums<double>> sums(static_cast<size_t>(fields * C));
+    confidence.assign(static_cast<size_t>(fields * C), 0.0);
+#pragma omp parallel
+    {
+      CellDots work(*plan_);
+#pragma omp for schedule(dynamic, 16)
+      for (int64_t i = 0; i < C; ++i) {
+        const int64_t n = int64_t(plan_->candidates[i].size());
+        const double* direction = directions_[i].data();
+        for (int64_t first = 0; first < fields; first += kDotFields) {
+          const int64_t count = std::min(kDotFields, fields - first);
+          work.compute(i, V, first, count);
+          for (int64_t k = 0; k < count; ++k) {
+            EmbeddingRowSums<double>& row = sums[(first + k) * C + i];
+            double& c = confidence[(first + k) * C + i];
+            for (int64_t e = 0; e < n; ++e) {
+              const double pi = work.cosine(i, e, k);
+              c = std::max(c, pi);
+              row.add(pi, direction[2 * e], direction[2 * e + 1]);
+            }
+          }
+        }
+      }
+    }
+    const std::vector<double> self = field_self_transitions(confidence, fields, C);
+    for (int64_t e = 0; e < fields * C; ++e) sums[e].finish(self[e], out.data() + 2 * e);
   }
-  std::vector<double> out = device_->embed(self);
+  if (device_) out = device_->embed(field_self_transitions(confidence, fields, C));
   for (int64_t f = 0; f < fields; ++f) autoscale_embedded(embedding_, C, 2, out.data() + f * C * 2);
   return out;
 }
@@ -598,10 +724,10 @@ void stream_whole_samples(const VelocityModel& model, const PosteriorOptions& op
 }
 
 // The observed counts of the requested rows, dense cells x genes.
-std::vector<double> observed_rows(const io::CountMatrix& m, const std::vector<int64_t>& rows) {
-  std::vector<double> out(rows.size() * size_t(m.cols), 0.0);
+std::vector<float> observed_rows(const io::CountMatrix& m, const std::vector<int64_t>& rows) {
+  std::vector<float> out(rows.size() * size_t(m.cols), 0.0f);
   for (size_t r = 0; r < rows.size(); ++r) {
-    double* row = out.data() + r * size_t(m.cols);
+    float* row = out.data() + r * size_t(m.cols);
     if (!m.sparse) {
       for (int64_t g = 0; g < m.cols; ++g) row[g] = m.dense[rows[r] * m.cols + g];
     } else {
@@ -621,28 +747,33 @@ std::vector<double> descending_ranks(const std::vector<double>& values) {
 }
 
 
-// V = beta ut / u_scale - gamma st (MODEL.md section 7), cells x genes into out.
+// V = beta ut / u_scale - gamma st (MODEL.md section 7) in float32, as the graphs read it, from
+// beta / u_scale of the gene.
+inline float velocity_value(double unspliced_rate, double gamma, float ut, float st) {
+  return float(unspliced_rate * ut - gamma * st);
+}
+
+// beta / u_scale of each gene of a sample.
+std::vector<double> unspliced_rates(const StatisticsSample& draw, int64_t genes) {
+  std::vector<double> rate(static_cast<size_t>(genes));
+  for (int64_t g = 0; g < genes; ++g) rate[g] = draw.beta[g] / draw.u_scale[g];
+  return rate;
+}
+
+// The sample's V, cells x genes into out.
 void sample_velocity(const StatisticsSample& draw, int64_t cells, int64_t genes, float* out) {
-  const double *beta = draw.beta, *gamma = draw.gamma, *u_scale = draw.u_scale;
+  const std::vector<double> rate = unspliced_rates(draw, genes);
+  const double* gamma = draw.gamma;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < cells; ++c) {
     const float* ut = draw.ut + c * genes;
     const float* st = draw.st + c * genes;
     float* row = out + c * genes;
 #pragma omp simd
-    for (int64_t g = 0; g < genes; ++g) row[g] = float(beta[g] * ut[g] / u_scale[g] - gamma[g] * st[g]);
+    for (int64_t g = 0; g < genes; ++g) row[g] = velocity_value(rate[g], gamma[g], ut[g], st[g]);
   }
 }
 
-// out (cols x rows) = in (rows x cols) transposed, in cache-sized tiles.
-void transpose(const float* in, int64_t rows, int64_t cols, float* out) {
-  constexpr int64_t kTile = 64;
-#pragma omp parallel for schedule(static)
-  for (int64_t r0 = 0; r0 < rows; r0 += kTile)
-    for (int64_t c0 = 0; c0 < cols; c0 += kTile)
-      for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
-        for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) out[c * rows + r] = in[r * cols + c];
-}
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string text = "(";
@@ -750,22 +881,18 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   const Knn knn = knn_graph(select_rows(x_pca, rows, x_pca.cols).data(), C, x_pca.cols, std::min(options.neighbours, C));
   const std::vector<double> embedding = select_rows(x_embedding, rows, 2);
 
-  // The observed spliced counts gene by gene (the gene ranking reads them as columns), and their means.
-  std::vector<double> observed_by_gene(size_t(C * G)), observed_mean(size_t(G), 0.0);
-  {
-    const std::vector<double> observed_spliced = observed_rows(*input.spliced, rows);
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t g = 0; g < G; ++g) {
-        observed_by_gene[g * C + c] = observed_spliced[c * G + g];
-        observed_mean[g] += observed_spliced[c * G + g] / double(C);
-      }
-  }
+  // The observed spliced counts (float32, as they are stored) and their means over cells.
+  const std::vector<float> observed = observed_rows(*input.spliced, rows);
+  std::vector<double> observed_mean(size_t(G), 0.0);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t g = 0; g < G; ++g) observed_mean[g] += observed[c * G + g] / double(C);
   std::vector<double> mean_mae(size_t(G), 0.0), time_correlation(size_t(G), 0.0);
 
-  // Pass 1: moments of ut, st and V over samples; everything that does not need st's mean. The
-  // velocities are kept for pass 2 when they fit the cache, else drawn again there.
-  // Stored in float32 (the precision they are returned in), updated in double: half the memory
-  // traffic of double storage on these C x G arrays, which every sample sweeps.
+  // Pass 1: moments of ut, st and V over samples; everything that does not need st's mean, in one
+  // sweep over each sample's cells (each value is read once). The velocities are kept for pass 2
+  // when they fit the cache, else drawn again there.
+  // Moments stored in float32 (the precision they are returned in), updated in double: half the
+  // memory traffic of double storage on these C x G arrays, which every sample sweeps.
   std::vector<float> mean_ut(size_t(C * G), 0.0f), mean_st(size_t(C * G), 0.0f), m2_ut(size_t(C * G), 0.0f),
       m2_st(size_t(C * G), 0.0f), mean_velocity(size_t(C * G), 0.0f);
   std::vector<double> original_magnitude(size_t(S * C)), field(size_t(S * C * 2)), pca_field;
@@ -780,52 +907,92 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
     const std::vector<double> embedded = velocity_embedding(graph, embedding.data(), C, 2, true);
     std::copy(embedded.begin(), embedded.end(), field.begin() + sample * C * 2);
   };
-  std::vector<float> velocity(size_t(C * G)), st_by_gene(size_t(C * G)), s_by_gene(size_t(C * G));
-  // Only the first two components are kept, so only their loadings are needed.
+  std::vector<float> velocity;
+  if (options.spliced_per_sample) velocity.resize(size_t(C * G));
+  // Only the first two components are kept, so only their loadings are needed (gene-major pairs).
   std::vector<double> leading_loadings;
   if (with_pca)
     for (int64_t g = 0; g < G; ++g)
       for (int64_t k = 0; k < 2; ++k) leading_loadings.push_back(options.pca_loadings[g * options.pca_components + k]);
+  // Per-gene sums over cells, summed per block of cells and then over the blocks in order: the
+  // same sums for any thread count. Pearson's sums are of values shifted by the first cell's, so a
+  // constant gene gives exactly 0 and the one-pass variances do not cancel.
+  enum GeneSum { kVelocitySum, kAbsoluteError, kShiftedSt, kShiftedStSquares, kShiftedStTime, kGeneSums };
+  constexpr int64_t kCellBlock = 64;
+  const int64_t blocks = (C + kCellBlock - 1) / kCellBlock;
+  std::vector<double> block_sums(size_t(blocks * kGeneSums * G)), gene_sums(size_t(kGeneSums * G));
+  std::vector<double> pca_rows(with_pca ? size_t(C * 2) : 0);
   samples(true, [&](const StatisticsSample& draw) {
     require(seen < S, PV_ERR_INTERNAL, "compute_statistics: more samples than announced");
-    const float* ut = draw.ut;
-    const float* st = draw.st;
     const int64_t sample = seen++;
-    sample_velocity(draw, C, G, velocity.data());
-    if (cache_velocities) std::copy(velocity.begin(), velocity.end(), cached_velocities.begin() + sample * C * G);
     const double count = double(seen);
+    float* velocity_out = cache_velocities ? cached_velocities.data() + sample * C * G
+                                           : options.spliced_per_sample ? velocity.data() : nullptr;
+    const std::vector<double> rate = unspliced_rates(draw, G);
+    const double *gamma = draw.gamma, *loading = leading_loadings.data(), reciprocal = 1.0 / count;
+    const float *ut = draw.ut, *st = draw.st, *s = draw.s, *st_first = draw.st;
+    const double time_first = draw.cell_time[0];
 #pragma omp parallel for schedule(static)
-    for (int64_t e = 0; e < C * G; ++e) {
-      const double du = double(ut[e]) - mean_ut[e], ds = double(st[e]) - mean_st[e];
-      const double next_ut = mean_ut[e] + du / count, next_st = mean_st[e] + ds / count;
-      m2_ut[e] = float(m2_ut[e] + du * (ut[e] - next_ut));
-      m2_st[e] = float(m2_st[e] + ds * (st[e] - next_st));
-      mean_ut[e] = float(next_ut), mean_st[e] = float(next_st);
-      mean_velocity[e] = float(mean_velocity[e] + (double(velocity[e]) - mean_velocity[e]) / count);
+    for (int64_t b = 0; b < blocks; ++b) {
+      double* sums = block_sums.data() + b * kGeneSums * G;
+      std::fill(sums, sums + kGeneSums * G, 0.0);
+      double *velocity_sum = sums + kVelocitySum * G, *absolute_error = sums + kAbsoluteError * G;
+      double *shifted = sums + kShiftedSt * G, *shifted_squares = sums + kShiftedStSquares * G;
+      double* shifted_time = sums + kShiftedStTime * G;
+      for (int64_t c = b * kCellBlock; c < std::min(C, (b + 1) * kCellBlock); ++c) {
+        const double time = double(draw.cell_time[c]) - time_first;
+        double squared = 0, pc0 = 0, pc1 = 0;
+        for (int64_t g = 0; g < G; ++g) {
+          const int64_t e = c * G + g;
+          const float v = velocity_value(rate[g], gamma[g], ut[e], st[e]);
+          if (velocity_out) velocity_out[e] = v;
+          const double du = double(ut[e]) - mean_ut[e], ds = double(st[e]) - mean_st[e];
+          const double next_ut = mean_ut[e] + du * reciprocal, next_st = mean_st[e] + ds * reciprocal;
+          m2_ut[e] = float(m2_ut[e] + du * (ut[e] - next_ut));
+          m2_st[e] = float(m2_st[e] + ds * (st[e] - next_st));
+          mean_ut[e] = float(next_ut), mean_st[e] = float(next_st);
+          mean_velocity[e] = float(mean_velocity[e] + (double(v) - mean_velocity[e]) * reciprocal);
+          squared += double(v) * v;
+          if (with_pca) pc0 += double(v) * loading[2 * g], pc1 += double(v) * loading[2 * g + 1];
+          velocity_sum[g] += v;
+          absolute_error[g] += std::abs(double(observed[e]) - double(s[e]));
+          const double a = double(st[e]) - st_first[g];
+          shifted[g] += a, shifted_squares[g] += a * a, shifted_time[g] += a * time;
+        }
+        original_magnitude[sample * C + c] = std::sqrt(squared);
+        if (with_pca) pca_rows[2 * c] = pc0, pca_rows[2 * c + 1] = pc1;
+      }
     }
 #pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t k = 0; k < kGeneSums; ++k) {
+        double total = 0;
+        for (int64_t b = 0; b < blocks; ++b) total += block_sums[(b * kGeneSums + k) * G + g];
+        gene_sums[k * G + g] = total;
+      }
+    double time_sum = 0, time_squares = 0;
     for (int64_t c = 0; c < C; ++c) {
-      double squared = 0;
-      for (int64_t g = 0; g < G; ++g) squared += double(velocity[c * G + g]) * velocity[c * G + g];
-      original_magnitude[sample * C + c] = std::sqrt(squared);
+      const double time = double(draw.cell_time[c]) - time_first;
+      time_sum += time, time_squares += time * time;
+    }
+    const double time_variance = time_squares - time_sum * time_sum / double(C);
+    for (int64_t g = 0; g < G; ++g) {
+      mean_mae[g] += -(gene_sums[kAbsoluteError * G + g] / double(C)) / observed_mean[g] / double(S);
+      // pearson(st of the gene, cell time), from the shifted sums.
+      const double sum = gene_sums[kShiftedSt * G + g];
+      const double variance = gene_sums[kShiftedStSquares * G + g] - sum * sum / double(C);
+      const double covariance = gene_sums[kShiftedStTime * G + g] - sum * time_sum / double(C);
+      time_correlation[g] += (variance > 0 && time_variance > 0 ? covariance / std::sqrt(variance * time_variance) : 0.0) / double(S);
     }
     if (with_pca) {
-      const std::vector<double> projected = direct_pca_projection(velocity.data(), C, G, leading_loadings.data(), 2);
-      std::copy(projected.begin(), projected.end(), pca_field.begin() + sample * C * 2);
-    }
-    // The gene ranking reads genes as columns: transposed copies make those reads contiguous.
-    transpose(st, C, G, st_by_gene.data());
-    transpose(draw.s, C, G, s_by_gene.data());
-    const std::vector<double> cell_time(draw.cell_time, draw.cell_time + C);
-#pragma omp parallel for schedule(static)
-    for (int64_t g = 0; g < G; ++g) {
-      const float* st_of_gene = st_by_gene.data() + g * C;
-      const float* s_of_gene = s_by_gene.data() + g * C;
-      const double* observed_of_gene = observed_by_gene.data() + g * C;
-      double absolute_error = 0;
-      for (int64_t c = 0; c < C; ++c) absolute_error += std::abs(observed_of_gene[c] - double(s_of_gene[c]));
-      mean_mae[g] += -(absolute_error / double(C)) / observed_mean[g] / double(S);
-      time_correlation[g] += pearson(std::vector<double>(st_of_gene, st_of_gene + C), cell_time) / double(S);
+      // direct_pca_projection, (V - column means) . loadings, as V . loadings - column means . loadings.
+      double offset0 = 0, offset1 = 0;
+      for (int64_t g = 0; g < G; ++g) {
+        const double column_mean = gene_sums[kVelocitySum * G + g] / double(C);
+        offset0 += column_mean * loading[2 * g], offset1 += column_mean * loading[2 * g + 1];
+      }
+      double* out = pca_field.data() + sample * C * 2;
+      for (int64_t c = 0; c < C; ++c) out[2 * c] = pca_rows[2 * c] - offset0, out[2 * c + 1] = pca_rows[2 * c + 1] - offset1;
     }
     if (options.spliced_per_sample) embed_sample(sample, st, velocity.data());
   });

@@ -89,6 +89,7 @@ class FieldProjector {
   int64_t cells_, genes_;
   const double* embedding_;
   std::unique_ptr<DisplacementPlan> plan_;             // CPU
+  std::vector<std::vector<double>> directions_;        // CPU: per cell, (dx, dy) per candidate
   std::unique_ptr<class DeviceVelocityProjection> device_;  // CUDA
 };
 

@@ -43,4 +43,32 @@ PV_HD T embedded_component(T weighted, T directions, T weights, T count, T absol
   return (weighted - weights / count * directions) / absolute;
 }
 
+// One row of the 2-D embedded velocity, summed over the row's entries in order: the sums of
+// embedded_component, the self-transition added at the end.
+template <class T>
+struct EmbeddingRowSums {
+  T absolute = 0, weights = 0, count = 0, weighted_x = 0, weighted_y = 0, directions_x = 0, directions_y = 0;
+
+  // An entry with cosine pi towards the unit direction (dx, dy) of E_j - E_i ((0, 0) when E_j = E_i).
+  PV_HD void add(T pi, T dx, T dy) {
+    const T weight = transition_weight(pi);
+    if (weight == T(0)) return;  // not an entry of the sparse transition matrix
+    absolute += weight < T(0) ? -weight : weight;
+    weights += weight, count += T(1);
+    weighted_x += weight * dx, weighted_y += weight * dy;
+    directions_x += dx, directions_y += dy;
+  }
+
+  // The embedded velocity (not autoscaled) given s_i; NaN for a row without entries.
+  PV_HD void finish(T self_transition, T* out) const {
+    if (count == T(0)) {
+      out[0] = out[1] = T(NAN);
+      return;
+    }
+    const T total = absolute + transition_weight(self_transition);
+    out[0] = embedded_component(weighted_x, directions_x, weights, count, total);
+    out[1] = embedded_component(weighted_y, directions_y, weights, count, total);
+  }
+};
+
 }  // namespace pv

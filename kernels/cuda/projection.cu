@@ -175,30 +175,17 @@ __global__ void embed_kernel(int64_t cells, int64_t fields, int64_t pairs, const
   const int lane = threadIdx.x % 32;
   const int64_t f = row / cells, i = row % cells;
   const double xi = embedding[2 * i], yi = embedding[2 * i + 1];
-  double absolute = 0, weights = 0, count = 0, weighted_x = 0, weighted_y = 0, directions_x = 0, directions_y = 0;
+  EmbeddingRowSums<double> sums;
   for (int64_t e = indptr[i] + lane; e < indptr[i + 1]; e += 32) {
-    const double weight = transition_weight(double(cosine[f * pairs + e]));
-    if (weight == 0) continue;  // not an entry of the sparse transition matrix
-    absolute += fabs(weight), weights += weight, count += 1;
     const int64_t j = indices[e];
     const double dx = embedding[2 * j] - xi, dy = embedding[2 * j + 1] - yi;
     const double norm = sqrt(dx * dx + dy * dy);
-    if (norm == 0) continue;
-    weighted_x += weight * dx / norm, weighted_y += weight * dy / norm;
-    directions_x += dx / norm, directions_y += dy / norm;
+    sums.add(double(cosine[f * pairs + e]), norm > 0 ? dx / norm : 0.0, norm > 0 ? dy / norm : 0.0);
   }
-  absolute = warp_sum(absolute), weights = warp_sum(weights), count = warp_sum(count);
-  weighted_x = warp_sum(weighted_x), weighted_y = warp_sum(weighted_y);
-  directions_x = warp_sum(directions_x), directions_y = warp_sum(directions_y);
-  if (lane != 0) return;
-  absolute += transition_weight(self_transition[row]);
-  double* out = embedded + 2 * row;
-  if (count == 0) {
-    out[0] = out[1] = nan("");
-    return;
-  }
-  out[0] = embedded_component(weighted_x, directions_x, weights, count, absolute);
-  out[1] = embedded_component(weighted_y, directions_y, weights, count, absolute);
+  sums.absolute = warp_sum(sums.absolute), sums.weights = warp_sum(sums.weights), sums.count = warp_sum(sums.count);
+  sums.weighted_x = warp_sum(sums.weighted_x), sums.weighted_y = warp_sum(sums.weighted_y);
+  sums.directions_x = warp_sum(sums.directions_x), sums.directions_y = warp_sum(sums.directions_y);
+  if (lane == 0) sums.finish(self_transition[row], embedded + 2 * row);
 }
 
 unsigned warp_blocks(int64_t rows) { return unsigned((rows + kWarps - 1) / kWarps); }
