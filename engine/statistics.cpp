@@ -918,61 +918,57 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   // same sums for any thread count. Pearson's sums are of values shifted by the first cell's, so a
   // constant gene gives exactly 0 and the one-pass variances do not cancel.
   enum GeneSum { kVelocitySum, kAbsoluteError, kShiftedSt, kShiftedStSquares, kShiftedStTime, kGeneSums };
-  constexpr int64_t kCellBlock = 64;
-  const int64_t blocks = (C + kCellBlock - 1) / kCellBlock;
+  constexpr int64_t cell_block = 64;
+  const int64_t blocks = (C + cell_block - 1) / cell_block;
   std::vector<double> block_sums(size_t(blocks * kGeneSums * G)), gene_sums(size_t(kGeneSums * G));
-  std::vector<double> pca_rows(with_pca ? size_t(C * 2) : 0);
-  samples(true, [&](const StatisticsSample& draw) {
-    require(seen < S, PV_ERR_INTERNAL, "compute_statistics: more samples than announced");
-    const int64_t sample = seen++;
-    const double count = double(seen);
-    float* velocity_out = cache_velocities ? cached_velocities.data() + sample * C * G
-                                           : options.spliced_per_sample ? velocity.data() : nullptr;
-    const std::vector<double> rate = unspliced_rates(draw, G);
-    const double *gamma = draw.gamma, *loading = leading_loadings.data(), reciprocal = 1.0 / count;
+  // The pass-1 work of one sample on one block of cells: the moments, V's magnitude and its
+  // projection on the loadings (pca_field, before the column means are taken off), and the
+  // block's per-gene sums.
+  auto sweep = [&](const StatisticsSample& draw, const double* rate, int64_t sample, int64_t block, double* sums,
+                   float* velocity_out) {
+    std::fill(sums, sums + kGeneSums * G, 0.0);
+    double *velocity_sum = sums + kVelocitySum * G, *absolute_error = sums + kAbsoluteError * G;
+    double *shifted = sums + kShiftedSt * G, *shifted_squares = sums + kShiftedStSquares * G;
+    double* shifted_time = sums + kShiftedStTime * G;
+    const double *gamma = draw.gamma, *loading = leading_loadings.data(), reciprocal = 1.0 / double(sample + 1);
     const float *ut = draw.ut, *st = draw.st, *s = draw.s, *st_first = draw.st;
     const double time_first = draw.cell_time[0];
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      double* sums = block_sums.data() + b * kGeneSums * G;
-      std::fill(sums, sums + kGeneSums * G, 0.0);
-      double *velocity_sum = sums + kVelocitySum * G, *absolute_error = sums + kAbsoluteError * G;
-      double *shifted = sums + kShiftedSt * G, *shifted_squares = sums + kShiftedStSquares * G;
-      double* shifted_time = sums + kShiftedStTime * G;
-      for (int64_t c = b * kCellBlock; c < std::min(C, (b + 1) * kCellBlock); ++c) {
-        const double time = double(draw.cell_time[c]) - time_first;
-        double squared = 0, pc0 = 0, pc1 = 0;
-        for (int64_t g = 0; g < G; ++g) {
-          const int64_t e = c * G + g;
-          const float v = velocity_value(rate[g], gamma[g], ut[e], st[e]);
-          if (velocity_out) velocity_out[e] = v;
-          const double du = double(ut[e]) - mean_ut[e], ds = double(st[e]) - mean_st[e];
-          const double next_ut = mean_ut[e] + du * reciprocal, next_st = mean_st[e] + ds * reciprocal;
-          m2_ut[e] = float(m2_ut[e] + du * (ut[e] - next_ut));
-          m2_st[e] = float(m2_st[e] + ds * (st[e] - next_st));
-          mean_ut[e] = float(next_ut), mean_st[e] = float(next_st);
-          mean_velocity[e] = float(mean_velocity[e] + (double(v) - mean_velocity[e]) * reciprocal);
-          squared += double(v) * v;
-          if (with_pca) pc0 += double(v) * loading[2 * g], pc1 += double(v) * loading[2 * g + 1];
-          velocity_sum[g] += v;
-          absolute_error[g] += std::abs(double(observed[e]) - double(s[e]));
-          const double a = double(st[e]) - st_first[g];
-          shifted[g] += a, shifted_squares[g] += a * a, shifted_time[g] += a * time;
-        }
-        original_magnitude[sample * C + c] = std::sqrt(squared);
-        if (with_pca) pca_rows[2 * c] = pc0, pca_rows[2 * c + 1] = pc1;
+    for (int64_t c = block * cell_block; c < std::min(C, (block + 1) * cell_block); ++c) {
+      const double time = double(draw.cell_time[c]) - time_first;
+      double squared = 0, pc0 = 0, pc1 = 0;
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t e = c * G + g;
+        const float v = velocity_value(rate[g], gamma[g], ut[e], st[e]);
+        if (velocity_out) velocity_out[e] = v;
+        const double du = double(ut[e]) - mean_ut[e], ds = double(st[e]) - mean_st[e];
+        const double next_ut = mean_ut[e] + du * reciprocal, next_st = mean_st[e] + ds * reciprocal;
+        m2_ut[e] = float(m2_ut[e] + du * (ut[e] - next_ut));
+        m2_st[e] = float(m2_st[e] + ds * (st[e] - next_st));
+        mean_ut[e] = float(next_ut), mean_st[e] = float(next_st);
+        mean_velocity[e] = float(mean_velocity[e] + (double(v) - mean_velocity[e]) * reciprocal);
+        squared += double(v) * v;
+        if (with_pca) pc0 += double(v) * loading[2 * g], pc1 += double(v) * loading[2 * g + 1];
+        velocity_sum[g] += v;
+        absolute_error[g] += std::abs(double(observed[e]) - double(s[e]));
+        const double a = double(st[e]) - st_first[g];
+        shifted[g] += a, shifted_squares[g] += a * a, shifted_time[g] += a * time;
       }
+      original_magnitude[sample * C + c] = std::sqrt(squared);
+      if (with_pca) pca_field[(sample * C + c) * 2] = pc0, pca_field[(sample * C + c) * 2 + 1] = pc1;
     }
+  };
+  // What one sample's block sums give: its share of the gene ranking and the PCA column means.
+  auto finish_sample = [&](const float* cell_time, int64_t sample, const double* sums) {
 #pragma omp parallel for schedule(static)
     for (int64_t g = 0; g < G; ++g)
       for (int64_t k = 0; k < kGeneSums; ++k) {
         double total = 0;
-        for (int64_t b = 0; b < blocks; ++b) total += block_sums[(b * kGeneSums + k) * G + g];
+        for (int64_t b = 0; b < blocks; ++b) total += sums[(b * kGeneSums + k) * G + g];
         gene_sums[k * G + g] = total;
       }
     double time_sum = 0, time_squares = 0;
     for (int64_t c = 0; c < C; ++c) {
-      const double time = double(draw.cell_time[c]) - time_first;
+      const double time = double(cell_time[c]) - cell_time[0];
       time_sum += time, time_squares += time * time;
     }
     const double time_variance = time_squares - time_sum * time_sum / double(C);
@@ -986,15 +982,26 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
     }
     if (with_pca) {
       // direct_pca_projection, (V - column means) . loadings, as V . loadings - column means . loadings.
+      const double* loading = leading_loadings.data();
       double offset0 = 0, offset1 = 0;
       for (int64_t g = 0; g < G; ++g) {
         const double column_mean = gene_sums[kVelocitySum * G + g] / double(C);
         offset0 += column_mean * loading[2 * g], offset1 += column_mean * loading[2 * g + 1];
       }
       double* out = pca_field.data() + sample * C * 2;
-      for (int64_t c = 0; c < C; ++c) out[2 * c] = pca_rows[2 * c] - offset0, out[2 * c + 1] = pca_rows[2 * c + 1] - offset1;
+      for (int64_t c = 0; c < C; ++c) out[2 * c] -= offset0, out[2 * c + 1] -= offset1;
     }
-    if (options.spliced_per_sample) embed_sample(sample, st, velocity.data());
+  };
+  samples(true, [&](const StatisticsSample& draw) {
+    require(seen < S, PV_ERR_INTERNAL, "compute_statistics: more samples than announced");
+    const int64_t sample = seen++;
+    float* velocity_out = cache_velocities ? cached_velocities.data() + sample * C * G
+                                           : options.spliced_per_sample ? velocity.data() : nullptr;
+    const std::vector<double> rate = unspliced_rates(draw, G);
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) sweep(draw, rate.data(), sample, b, block_sums.data() + b * kGeneSums * G, velocity_out);
+    finish_sample(draw.cell_time, sample, block_sums.data());
+    if (options.spliced_per_sample) embed_sample(sample, draw.st, velocity.data());
   });
   require(seen == S, PV_ERR_INTERNAL, "compute_statistics: fewer samples than announced");
 
@@ -1131,9 +1138,14 @@ PosteriorStatistics compute_statistics(const io::AnnData& anndata, const std::ma
     require(a.shape == shape && size == int64_t(a.values.size()), PV_ERR_INVALID_ARGUMENT,
             std::string("compute_statistics: posterior '") + key + "' has shape " + shape_text(a.shape) + ", expected " +
                 shape_text(shape) + " (samples, cells, genes of the data)");
-    for (float v : a.values)
-      if (!std::isfinite(v))  // (the message only on failure: this loop sees every value)
-        fail(PV_ERR_INVALID_ARGUMENT, std::string("compute_statistics: posterior '") + key + "' holds " + std::to_string(v));
+    const int64_t n = int64_t(a.values.size());
+    int64_t non_finite = 0;
+#pragma omp parallel for schedule(static) reduction(+ : non_finite)
+    for (int64_t e = 0; e < n; ++e) non_finite += std::isfinite(a.values[e]) ? 0 : 1;
+    if (non_finite > 0)
+      for (float v : a.values)
+        if (!std::isfinite(v))
+          fail(PV_ERR_INVALID_ARGUMENT, std::string("compute_statistics: posterior '") + key + "' holds " + std::to_string(v));
     return &a;
   };
   const auto ut_it = samples.find("ut");
