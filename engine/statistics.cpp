@@ -210,15 +210,21 @@ std::vector<std::vector<int64_t>> checked_candidate_rows(const float* X, int64_t
   return candidate_rows(knn);
 }
 
-// Fields of `values` floats each, none null and none with a NaN (a graph of several fields shares
-// its genes, so it cannot drop a field's NaN genes as velocity_graph does).
-void require_finite_fields(const float* const* V, int64_t fields, int64_t values) {
-  bool any_nan = false;
-  for (int64_t f = 0; f < fields && !any_nan; ++f) {
+// Whether any of the fields (of `values` floats each, none may be null) holds a NaN.
+bool any_nan_field(const float* const* V, int64_t fields, int64_t values) {
+  require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: no velocity fields");
+  for (int64_t f = 0; f < fields; ++f)
     require(V[f] != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: field " + std::to_string(f) + " is null");
-    for (int64_t e = 0; e < values && !any_nan; ++e) any_nan = std::isnan(V[f][e]);
-  }
-  if (any_nan)
+  for (int64_t f = 0; f < fields; ++f)
+    for (int64_t e = 0; e < values; ++e)
+      if (std::isnan(V[f][e])) return true;
+  return false;
+}
+
+// A graph of several fields shares its genes, so it cannot drop a field's NaN genes as
+// velocity_graph does: such fields are refused.
+void require_finite_fields(const float* const* V, int64_t fields, int64_t values) {
+  if (any_nan_field(V, fields, values))
     fail(PV_ERR_INVALID_ARGUMENT, "velocity_graphs: a velocity field holds NaN (velocity_graph drops such genes)");
 }
 
@@ -485,10 +491,11 @@ class CellDots {
 
 }  // namespace
 
-std::vector<VelocityGraph> velocity_graphs(const DisplacementPlan& plan, const float* const* V, int64_t fields) {
-  require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: no velocity fields");
+namespace {
+
+// velocity_graphs of fields already checked to be finite.
+std::vector<VelocityGraph> finite_velocity_graphs(const DisplacementPlan& plan, const float* const* V, int64_t fields) {
   const int64_t cells = plan.cells;
-  require_finite_fields(V, fields, cells * plan.genes);
   std::vector<std::vector<std::vector<double>>> cosines(static_cast<size_t>(fields),
                                                         std::vector<std::vector<double>>(static_cast<size_t>(cells)));
 #pragma omp parallel
@@ -517,20 +524,21 @@ std::vector<VelocityGraph> velocity_graphs(const DisplacementPlan& plan, const f
   return graphs;
 }
 
+}  // namespace
+
+std::vector<VelocityGraph> velocity_graphs(const DisplacementPlan& plan, const float* const* V, int64_t fields) {
+  require_finite_fields(V, fields, plan.cells * plan.genes);
+  return finite_velocity_graphs(plan, V, fields);
+}
+
 std::vector<VelocityGraph> velocity_graphs(const float* X, const float* const* V, int64_t fields, int64_t cells,
                                            int64_t genes, const Knn& knn) {
-  require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: no velocity fields");
-  for (int64_t f = 0; f < fields; ++f)
-    require(V[f] != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity_graphs: field " + std::to_string(f) + " is null");
-  bool any_nan = false;
-  for (int64_t f = 0; f < fields && !any_nan; ++f)
-    for (int64_t e = 0; e < cells * genes && !any_nan; ++e) any_nan = std::isnan(V[f][e]);
-  if (any_nan) {  // each field drops its own genes: one graph at a time
+  if (any_nan_field(V, fields, cells * genes)) {  // each field drops its own genes: one graph at a time
     std::vector<VelocityGraph> graphs;
     for (int64_t f = 0; f < fields; ++f) graphs.push_back(velocity_graph(X, V[f], cells, genes, knn));
     return graphs;
   }
-  return velocity_graphs(DisplacementPlan(X, cells, genes, knn), V, fields);
+  return finite_velocity_graphs(DisplacementPlan(X, cells, genes, knn), V, fields);
 }
 
 FieldProjector::FieldProjector(const float* X, int64_t cells, int64_t genes, const Knn& knn, const double* embedding,
@@ -556,17 +564,16 @@ FieldProjector::FieldProjector(const float* X, int64_t cells, int64_t genes, con
 FieldProjector::~FieldProjector() = default;
 
 std::vector<double> FieldProjector::project(const float* const* V, int64_t fields) {
-  require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity projection: no velocity fields");
   const int64_t C = cells_;
   require_finite_fields(V, fields, C * genes_);
-  std::vector<double> confidence, out(static_cast<size_t>(fields * C * 2));
+  std::vector<double> out;
   if (device_) {
-    confidence = device_->graphs(V, fields);
+    out = device_->embed(field_self_transitions(device_->graphs(V, fields), fields, C));
   } else {
     // Each cell's row of every graph goes straight into its embedding sums and its confidence:
     // no graph is stored.
     std::vector<EmbeddingRowSums<double>> sums(static_cast<size_t>(fields * C));
-    confidence.assign(static_cast<size_t>(fields * C), 0.0);
+    std::vector<double> confidence(static_cast<size_t>(fields * C), 0.0);
 #pragma omp parallel
     {
       CellDots work(*plan_);
@@ -590,9 +597,9 @@ std::vector<double> FieldProjector::project(const float* const* V, int64_t field
       }
     }
     const std::vector<double> self = field_self_transitions(confidence, fields, C);
+    out.resize(static_cast<size_t>(fields * C * 2));
     for (int64_t e = 0; e < fields * C; ++e) sums[e].finish(self[e], out.data() + 2 * e);
   }
-  if (device_) out = device_->embed(field_self_transitions(confidence, fields, C));
   for (int64_t f = 0; f < fields; ++f) autoscale_embedded(embedding_, C, 2, out.data() + f * C * 2);
   return out;
 }
