@@ -73,6 +73,24 @@ std::vector<std::vector<int64_t>> candidate_rows(const Knn& knn) {
   return rows;
 }
 
+// The cells breadth first over the kNN graph (from cell 0, then from the first cell not reached).
+std::vector<int64_t> neighbourhood_order(const Knn& knn) {
+  std::vector<int64_t> order;
+  order.reserve(static_cast<size_t>(knn.cells));
+  std::vector<char> reached(static_cast<size_t>(knn.cells), 0);
+  for (int64_t start = 0; start < knn.cells; ++start) {
+    if (reached[start]) continue;
+    reached[start] = 1;
+    order.push_back(start);
+    for (size_t next = order.size() - 1; next < order.size(); ++next)
+      for (int64_t a = 0; a < knn.k; ++a) {
+        const int64_t j = knn.index[order[next] * knn.k + a];
+        if (!reached[j]) reached[j] = 1, order.push_back(j);
+      }
+  }
+  return order;
+}
+
 // Eight floats: one AVX2 register in the haswell clone below, two SSE registers in the default one.
 typedef float Lane8 __attribute__((vector_size(32)));
 
@@ -80,16 +98,22 @@ typedef float Lane8 __attribute__((vector_size(32)));
 inline void load8(Lane8& v, const float* p) { __builtin_memcpy(&v, p, sizeof v); }
 inline void store8(float* p, const Lane8& v) { __builtin_memcpy(p, &v, sizeof v); }
 
-// Fields per candidate_dots call, and candidates per register tile.
+// Fields per candidate_dots call, candidates per register tile, and genes per call: the fields'
+// velocities over a sweep (16 KiB) stay in L1 while every candidate's row passes by once.
 constexpr int64_t kDotFields = 16;
 constexpr int64_t kDotRows = 4;
+constexpr int64_t kDotSweep = 256;
 
 // dots[e * 16 + f] += sum over g in [begin, end) of (X_j(e)[g] - x_i[g]) vt[g * 16 + f] for every
 // candidate row X_j(e) and each of 16 fields, vt holding the fields' centred velocities gene-major.
 // Vectorised over the fields: each displacement entry is formed once and broadcast, each velocity
 // load serves four candidates, and the sums stay in registers for the whole gene range (no
 // horizontal sums). Four candidates x 16 fields = 8 accumulators + 2 velocity registers + the
-// broadcasts: within AVX2's 16 registers.
+// broadcasts: within AVX2's 16 registers. Per gene and tile: 8 FMAs and 8 other FP operations,
+// so bound by the two FMA pipes. Measured slower: 32 fields x 2 candidates (each row read once
+// for a posterior's 31 fields, but the velocities were re-loaded per product), and forming a
+// tile's displacements first to broadcast them from memory (the rows' loads then no longer overlap
+// the products).
 __attribute__((always_inline)) inline void candidate_dots_body(const float* xi, const float* const* xj,
                                                                int64_t candidates, const float* vt, int64_t begin,
                                                                int64_t end, float* dots) {
@@ -403,6 +427,7 @@ VelocityGraph velocity_graph(const float* X, const float* V, int64_t cells, int6
 DisplacementPlan::DisplacementPlan(const float* X_in, int64_t cells_in, int64_t genes_in, const Knn& knn)
     : X(X_in), cells(cells_in), genes(genes_in) {
   candidates = checked_candidate_rows(X, cells, genes, knn);
+  order = neighbourhood_order(knn);
   const int64_t G = genes;
 
   std::vector<double> row_sum(static_cast<size_t>(cells), 0.0), row_squares(static_cast<size_t>(cells), 0.0);
@@ -421,7 +446,8 @@ DisplacementPlan::DisplacementPlan(const float* X_in, int64_t cells_in, int64_t 
     std::vector<const float*> rows;
     std::vector<float> mean;
 #pragma omp for schedule(dynamic, 16)
-    for (int64_t i = 0; i < cells; ++i) {
+    for (int64_t position = 0; position < cells; ++position) {
+      const int64_t i = order[position];
       const std::vector<int64_t>& row = candidates[i];
       const int64_t n = int64_t(row.size());
       rows.resize(size_t(n));
@@ -440,41 +466,51 @@ DisplacementPlan::DisplacementPlan(const float* X_in, int64_t cells_in, int64_t 
 
 namespace {
 
+void velocity_row(const double* rate, const double* gamma, const float* ut, const float* st, int64_t genes, float* out);
+
 // One thread's work on one cell of a plan: the centred dot products of the cell's candidates'
 // displacements with up to 16 velocity fields (dots[e * 16 + k]), and those fields' norms at the
 // cell, through candidate_dots.
 class CellDots {
  public:
   explicit CellDots(const DisplacementPlan& plan)
-      : plan_(plan), transposed_(static_cast<size_t>(plan.genes * kDotFields)) {}
+      : plan_(plan), transposed_(static_cast<size_t>(plan.genes * kDotFields)), row_(size_t(plan.genes)),
+        centred_(size_t(plan.genes)) {}
 
-  // Fields [first, first + count) of V at cell i.
-  void compute(int64_t i, const float* const* V, int64_t first, int64_t count) {
+  // `count` (<= 16) fields at cell i; false when one of their rows there holds a NaN.
+  bool compute(int64_t i, const VelocityField* fields, int64_t count) {
     const int64_t G = plan_.genes;
     const std::vector<int64_t>& candidates = plan_.candidates[i];
     const int64_t n = int64_t(candidates.size());
     rows_.resize(size_t(n));
     for (int64_t e = 0; e < n; ++e) rows_[e] = plan_.X + candidates[e] * G;
-    std::fill(transposed_.begin(), transposed_.end(), 0.0f);  // fields past `count` stay zero
+    bool finite = true;
+    float *centred = centred_.data(), *vt = transposed_.data();
     for (int64_t k = 0; k < count; ++k) {
-      const float* raw = V[first + k] + i * G;
-      double mean = 0;
-      for (int64_t g = 0; g < G; ++g) mean += raw[g];
-      mean /= double(G);
+      const VelocityField& field = fields[k];
+      const float* raw = field.values ? field.values + i * G : row_.data();
+      if (!field.values) velocity_row(field.rate, field.gamma, field.ut + i * G, field.st + i * G, G, row_.data());
+      double sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t g = 0; g < G; ++g) sum += raw[g];
+      const double mean = sum / double(G);
+      finite = finite && !std::isnan(mean);  // a NaN anywhere in the row
       double squared = 0;
+#pragma omp simd reduction(+ : squared)
       for (int64_t g = 0; g < G; ++g) {
         const double v = double(raw[g]) - mean;
-        transposed_[g * kDotFields + k] = float(v);
+        centred[g] = float(v);
         squared += v * v;
       }
+      for (int64_t g = 0; g < G; ++g) vt[g * kDotFields + k] = centred[g];
       velocity_norm_[k] = std::sqrt(squared);
     }
+    for (int64_t g = 0; g < G && count < kDotFields; ++g)  // the kernel's unused fields: zero
+      std::fill(vt + g * kDotFields + count, vt + (g + 1) * kDotFields, 0.0f);
     dots_.assign(size_t(n * kDotFields), 0.0f);
-    // Genes per sweep: the fields' velocities over a sweep (16 KiB) stay in L1 while every
-    // candidate's row passes by once.
-    constexpr int64_t kSweep = 256;
-    for (int64_t begin = 0; begin < G; begin += kSweep)
-      candidate_dots(plan_.X + i * G, rows_.data(), n, transposed_.data(), begin, std::min(G, begin + kSweep), dots_.data());
+    for (int64_t begin = 0; begin < G; begin += kDotSweep)
+      candidate_dots(plan_.X + i * G, rows_.data(), n, vt, begin, std::min(G, begin + kDotSweep), dots_.data());
+    return finite;
   }
 
   // pi between cell i and its e-th candidate for field first + k of the last compute.
@@ -484,7 +520,7 @@ class CellDots {
 
  private:
   const DisplacementPlan& plan_;
-  std::vector<float> transposed_, dots_;
+  std::vector<float> transposed_, dots_, row_, centred_;
   std::vector<const float*> rows_;
   double velocity_norm_[kDotFields] = {};
 };
@@ -493,20 +529,28 @@ class CellDots {
 
 namespace {
 
+std::vector<VelocityField> array_fields(const float* const* V, int64_t fields) {
+  std::vector<VelocityField> out(static_cast<size_t>(fields));
+  for (int64_t f = 0; f < fields; ++f) out[f].values = V[f];
+  return out;
+}
+
 // velocity_graphs of fields already checked to be finite.
 std::vector<VelocityGraph> finite_velocity_graphs(const DisplacementPlan& plan, const float* const* V, int64_t fields) {
   const int64_t cells = plan.cells;
+  const std::vector<VelocityField> field = array_fields(V, fields);
   std::vector<std::vector<std::vector<double>>> cosines(static_cast<size_t>(fields),
                                                         std::vector<std::vector<double>>(static_cast<size_t>(cells)));
 #pragma omp parallel
   {
     CellDots work(plan);
 #pragma omp for schedule(dynamic, 16)
-    for (int64_t i = 0; i < cells; ++i) {
+    for (int64_t position = 0; position < cells; ++position) {
+      const int64_t i = plan.order[position];
       const int64_t n = int64_t(plan.candidates[i].size());
       for (int64_t first = 0; first < fields; first += kDotFields) {
         const int64_t count = std::min(kDotFields, fields - first);
-        work.compute(i, V, first, count);
+        work.compute(i, field.data() + first, count);
         for (int64_t k = 0; k < count; ++k) {
           std::vector<double>& row = cosines[first + k][i];
           row.resize(size_t(n));
@@ -564,27 +608,52 @@ FieldProjector::FieldProjector(const float* X, int64_t cells, int64_t genes, con
 FieldProjector::~FieldProjector() = default;
 
 std::vector<double> FieldProjector::project(const float* const* V, int64_t fields) {
-  const int64_t C = cells_;
-  require_finite_fields(V, fields, C * genes_);
+  require_finite_fields(V, fields, cells_ * genes_);
+  const std::vector<VelocityField> field = array_fields(V, fields);
+  return project(field.data(), fields);
+}
+
+std::vector<double> FieldProjector::project(const VelocityField* fields, int64_t count) {
+  const int64_t C = cells_, G = genes_;
+  require(count >= 1 && fields != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity projection: no velocity fields");
+  for (int64_t f = 0; f < count; ++f)
+    require(fields[f].values || (fields[f].ut && fields[f].st && fields[f].rate && fields[f].gamma),
+            PV_ERR_INVALID_ARGUMENT, "velocity projection: field " + std::to_string(f) + " has neither values nor a sample");
+  const char* nan_message = "velocity projection: a velocity field holds NaN";
   std::vector<double> out;
   if (device_) {
-    out = device_->embed(field_self_transitions(device_->graphs(V, fields), fields, C));
+    // The device takes whole arrays: fields from samples are made here.
+    std::vector<std::vector<float>> made(static_cast<size_t>(count));
+    std::vector<const float*> V(static_cast<size_t>(count));
+    for (int64_t f = 0; f < count; ++f) {
+      if (!fields[f].values) {
+        made[f].resize(size_t(C * G));
+#pragma omp parallel for schedule(static)
+        for (int64_t c = 0; c < C; ++c)
+          velocity_row(fields[f].rate, fields[f].gamma, fields[f].ut + c * G, fields[f].st + c * G, G, made[f].data() + c * G);
+      }
+      V[f] = fields[f].values ? fields[f].values : made[f].data();
+    }
+    if (any_nan_field(V.data(), count, C * G)) fail(PV_ERR_INVALID_ARGUMENT, nan_message);
+    out = device_->embed(field_self_transitions(device_->graphs(V.data(), count), count, C));
   } else {
     // Each cell's row of every graph goes straight into its embedding sums and its confidence:
     // no graph is stored.
-    std::vector<EmbeddingRowSums<double>> sums(static_cast<size_t>(fields * C));
-    std::vector<double> confidence(static_cast<size_t>(fields * C), 0.0);
-#pragma omp parallel
+    std::vector<EmbeddingRowSums<double>> sums(static_cast<size_t>(count * C));
+    std::vector<double> confidence(static_cast<size_t>(count * C), 0.0);
+    bool finite = true;
+#pragma omp parallel reduction(&& : finite)
     {
       CellDots work(*plan_);
 #pragma omp for schedule(dynamic, 16)
-      for (int64_t i = 0; i < C; ++i) {
+      for (int64_t position = 0; position < C; ++position) {
+        const int64_t i = plan_->order[position];
         const int64_t n = int64_t(plan_->candidates[i].size());
         const double* direction = directions_[i].data();
-        for (int64_t first = 0; first < fields; first += kDotFields) {
-          const int64_t count = std::min(kDotFields, fields - first);
-          work.compute(i, V, first, count);
-          for (int64_t k = 0; k < count; ++k) {
+        for (int64_t first = 0; first < count; first += kDotFields) {
+          const int64_t batch = std::min(kDotFields, count - first);
+          finite = work.compute(i, fields + first, batch) && finite;
+          for (int64_t k = 0; k < batch; ++k) {
             EmbeddingRowSums<double>& row = sums[(first + k) * C + i];
             double& c = confidence[(first + k) * C + i];
             for (int64_t e = 0; e < n; ++e) {
@@ -596,11 +665,12 @@ std::vector<double> FieldProjector::project(const float* const* V, int64_t field
         }
       }
     }
-    const std::vector<double> self = field_self_transitions(confidence, fields, C);
-    out.resize(static_cast<size_t>(fields * C * 2));
-    for (int64_t e = 0; e < fields * C; ++e) sums[e].finish(self[e], out.data() + 2 * e);
+    require(finite, PV_ERR_INVALID_ARGUMENT, nan_message);
+    const std::vector<double> self = field_self_transitions(confidence, count, C);
+    out.resize(static_cast<size_t>(count * C * 2));
+    for (int64_t e = 0; e < count * C; ++e) sums[e].finish(self[e], out.data() + 2 * e);
   }
-  for (int64_t f = 0; f < fields; ++f) autoscale_embedded(embedding_, C, 2, out.data() + f * C * 2);
+  for (int64_t f = 0; f < count; ++f) autoscale_embedded(embedding_, C, 2, out.data() + f * C * 2);
   return out;
 }
 
@@ -619,8 +689,9 @@ std::vector<double> velocity_embedding(const VelocityGraph& graph, const double*
     std::vector<double> weighted(static_cast<size_t>(D)), directions(static_cast<size_t>(D));
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < cells; ++i) {
-      // Signed transition weights; the self-transition only enters the row normaliser.
-      double absolute = transition_weight(graph.self_transition[i]), weights = 0;
+      // Signed transition weights; the self-transition only enters the row normaliser, added last
+      // as EmbeddingRowSums adds it (the same sums, bit for bit, as FieldProjector's).
+      double absolute = 0, weights = 0;
       int64_t count = 0;
       std::fill(weighted.begin(), weighted.end(), 0.0);
       std::fill(directions.begin(), directions.end(), 0.0);
@@ -642,7 +713,8 @@ std::vector<double> velocity_embedding(const VelocityGraph& graph, const double*
       double* row = out.data() + i * D;
       for (int64_t d = 0; d < D; ++d)
         row[d] = count == 0 ? std::numeric_limits<double>::quiet_NaN()
-                            : embedded_component(weighted[d], directions[d], weights, double(count), absolute);
+                            : embedded_component(weighted[d], directions[d], weights, double(count),
+                                                 absolute + transition_weight(graph.self_transition[i]));
     }
   }
   if (autoscale) autoscale_embedded(embedding, cells, D, out.data());
@@ -756,7 +828,7 @@ std::vector<double> descending_ranks(const std::vector<double>& values) {
 
 // V = beta ut / u_scale - gamma st (MODEL.md section 7) in float32, as the graphs read it, from
 // beta / u_scale of the gene.
-inline float velocity_value(double unspliced_rate, double gamma, float ut, float st) {
+__attribute__((always_inline)) inline float velocity_value(double unspliced_rate, double gamma, float ut, float st) {
   return float(unspliced_rate * ut - gamma * st);
 }
 
@@ -767,20 +839,112 @@ std::vector<double> unspliced_rates(const StatisticsSample& draw, int64_t genes)
   return rate;
 }
 
-// The sample's V, cells x genes into out.
-void sample_velocity(const StatisticsSample& draw, int64_t cells, int64_t genes, float* out) {
-  const std::vector<double> rate = unspliced_rates(draw, genes);
-  const double* gamma = draw.gamma;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < cells; ++c) {
-    const float* ut = draw.ut + c * genes;
-    const float* st = draw.st + c * genes;
-    float* row = out + c * genes;
-#pragma omp simd
-    for (int64_t g = 0; g < genes; ++g) row[g] = velocity_value(rate[g], gamma[g], ut[g], st[g]);
+// The per-gene sums of pass 1, over cells: V (for the PCA column means), |observed s - predictive
+// s| (MAE), and Pearson's sums of st shifted by the first cell's st, its squares and its products
+// with the shifted cell time.
+enum GeneSum { kVelocitySum, kAbsoluteError, kShiftedSt, kShiftedStSquares, kShiftedStTime, kGeneSums };
+
+// Pass 1 of compute_statistics for one sample on the cells [begin, end).
+struct SweepArgs {
+  int64_t genes = 0, begin = 0, end = 0;
+  const float *ut = nullptr, *st = nullptr, *s = nullptr;  // the sample, cells x genes
+  const float* observed = nullptr;                         // the data's spliced counts, cells x genes
+  const float* cell_time = nullptr;
+  const double *rate = nullptr, *gamma = nullptr;           // beta / u_scale and gamma, per gene
+  const double *loading0 = nullptr, *loading1 = nullptr;    // the first two PCA loadings; null: no projection
+  double reciprocal = 1;                                    // 1 / (samples so far, this one included)
+  float *mean_ut = nullptr, *mean_st = nullptr, *m2_ut = nullptr, *m2_st = nullptr, *mean_velocity = nullptr;
+  float* velocity_out = nullptr;  // null: V is not kept
+  double* sums = nullptr;         // kGeneSums x genes, added to
+  double *magnitude = nullptr, *pca = nullptr;  // the sample's |V| per cell, V . loadings (2 per cell)
+};
+
+// The running moments of ut, st and V (Welford, updated in double, stored in float32: half the
+// memory traffic of double storage), each cell's |V| and V . loadings, and the per-gene sums. One
+// omp simd loop per cell, so it vectorises whole (the sums per gene, the cell's over lanes).
+template <bool kKeep, bool kPca>
+__attribute__((always_inline)) inline void sweep_cells_body(const SweepArgs& a) {
+  const int64_t G = a.genes;
+  const double *rate = a.rate, *gamma = a.gamma, *loading0 = a.loading0, *loading1 = a.loading1;
+  const double reciprocal = a.reciprocal, time_first = a.cell_time[0];
+  double *velocity_sum = a.sums + kVelocitySum * G, *absolute_error = a.sums + kAbsoluteError * G;
+  double *shifted = a.sums + kShiftedSt * G, *shifted_squares = a.sums + kShiftedStSquares * G;
+  double* shifted_time = a.sums + kShiftedStTime * G;
+  const float* st_first = a.st;
+  for (int64_t c = a.begin; c < a.end; ++c) {
+    const float *ut = a.ut + c * G, *st = a.st + c * G, *s = a.s + c * G, *observed = a.observed + c * G;
+    float *mean_ut = a.mean_ut + c * G, *mean_st = a.mean_st + c * G, *m2_ut = a.m2_ut + c * G;
+    float *m2_st = a.m2_st + c * G, *mean_velocity = a.mean_velocity + c * G;
+    float* velocity_out = kKeep ? a.velocity_out + c * G : nullptr;
+    const double time = double(a.cell_time[c]) - time_first;
+    double squared = 0, pc0 = 0, pc1 = 0;
+#pragma omp simd reduction(+ : squared, pc0, pc1)
+    for (int64_t g = 0; g < G; ++g) {
+      const float v = velocity_value(rate[g], gamma[g], ut[g], st[g]);
+      if constexpr (kKeep) velocity_out[g] = v;
+      const double u = ut[g], x = st[g], mu = mean_ut[g], mx = mean_st[g];
+      const double du = u - mu, dx = x - mx;
+      const double next_u = mu + du * reciprocal, next_x = mx + dx * reciprocal;
+      m2_ut[g] = float(m2_ut[g] + du * (u - next_u));
+      m2_st[g] = float(m2_st[g] + dx * (x - next_x));
+      mean_ut[g] = float(next_u), mean_st[g] = float(next_x);
+      mean_velocity[g] = float(mean_velocity[g] + (double(v) - mean_velocity[g]) * reciprocal);
+      squared += double(v) * v;
+      if constexpr (kPca) pc0 += double(v) * loading0[g], pc1 += double(v) * loading1[g];
+      velocity_sum[g] += v;
+      absolute_error[g] += std::fabs(double(observed[g]) - double(s[g]));
+      const double shift = x - st_first[g];
+      shifted[g] += shift, shifted_squares[g] += shift * shift, shifted_time[g] += shift * time;
+    }
+    a.magnitude[c] = std::sqrt(squared);
+    if constexpr (kPca) a.pca[2 * c] = pc0, a.pca[2 * c + 1] = pc1;
   }
 }
 
+// out[g] = V of one cell, for `genes` genes.
+__attribute__((always_inline)) inline void velocity_row_body(const double* rate, const double* gamma, const float* ut,
+                                                            const float* st, int64_t genes, float* out) {
+#pragma omp simd
+  for (int64_t g = 0; g < genes; ++g) out[g] = velocity_value(rate[g], gamma[g], ut[g], st[g]);
+}
+
+// Both compiled for AVX2 + FMA and for the baseline, as candidate_dots (the same clone computes V
+// in both, so a kept velocity and one computed again agree bit for bit).
+#if defined(__x86_64__) && defined(__GNUC__)
+template <bool kKeep, bool kPca>
+__attribute__((target("avx2,fma"))) void sweep_cells_avx2(const SweepArgs& a) {
+  sweep_cells_body<kKeep, kPca>(a);
+}
+__attribute__((target("avx2,fma"))) void velocity_row_avx2(const double* rate, const double* gamma, const float* ut,
+                                                           const float* st, int64_t genes, float* out) {
+  velocity_row_body(rate, gamma, ut, st, genes, out);
+}
+#endif
+template <bool kKeep, bool kPca>
+void sweep_cells_as(const SweepArgs& a) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_has_avx2_fma()) return sweep_cells_avx2<kKeep, kPca>(a);
+#endif
+  sweep_cells_body<kKeep, kPca>(a);
+}
+void sweep_cells(const SweepArgs& a) {
+  if (a.velocity_out) return a.loading0 ? sweep_cells_as<true, true>(a) : sweep_cells_as<true, false>(a);
+  a.loading0 ? sweep_cells_as<false, true>(a) : sweep_cells_as<false, false>(a);
+}
+void velocity_row(const double* rate, const double* gamma, const float* ut, const float* st, int64_t genes, float* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_has_avx2_fma()) return velocity_row_avx2(rate, gamma, ut, st, genes, out);
+#endif
+  velocity_row_body(rate, gamma, ut, st, genes, out);
+}
+
+// The sample's V, cells x genes into out.
+void sample_velocity(const StatisticsSample& draw, int64_t cells, int64_t genes, float* out) {
+  const std::vector<double> rate = unspliced_rates(draw, genes);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < cells; ++c)
+    velocity_row(rate.data(), draw.gamma, draw.ut + c * genes, draw.st + c * genes, genes, out + c * genes);
+}
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string text = "(";
@@ -904,7 +1068,9 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
       m2_st(size_t(C * G), 0.0f), mean_velocity(size_t(C * G), 0.0f);
   std::vector<double> original_magnitude(size_t(S * C)), field(size_t(S * C * 2)), pca_field;
   if (with_pca) pca_field.resize(size_t(S * C * 2));
-  const bool cache_velocities = !options.spliced_per_sample && !input.samples_in_memory &&
+  // Held samples sweep pass 1 block by block of cells through all of them.
+  const bool block_major = int64_t(input.held.size()) == S && !options.spliced_per_sample;
+  const bool cache_velocities = !block_major && !options.spliced_per_sample && !input.samples_in_memory &&
                                 double(S) * double(C * G) * sizeof(float) <= double(options.sample_cache_bytes);
   std::vector<float> cached_velocities;
   if (cache_velocities) cached_velocities.resize(size_t(S * C * G));
@@ -916,63 +1082,15 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   };
   std::vector<float> velocity;
   if (options.spliced_per_sample) velocity.resize(size_t(C * G));
-  // Only the first two components are kept, so only their loadings are needed (gene-major pairs).
-  std::vector<double> leading_loadings;
+  // Only the first two components are kept, so only their loadings are needed.
+  std::vector<double> loading0, loading1;
   if (with_pca)
-    for (int64_t g = 0; g < G; ++g)
-      for (int64_t k = 0; k < 2; ++k) leading_loadings.push_back(options.pca_loadings[g * options.pca_components + k]);
-  // Per-gene sums over cells, summed per block of cells and then over the blocks in order: the
-  // same sums for any thread count. Pearson's sums are of values shifted by the first cell's, so a
-  // constant gene gives exactly 0 and the one-pass variances do not cancel.
-  enum GeneSum { kVelocitySum, kAbsoluteError, kShiftedSt, kShiftedStSquares, kShiftedStTime, kGeneSums };
-  constexpr int64_t cell_block = 64;
-  const int64_t blocks = (C + cell_block - 1) / cell_block;
-  std::vector<double> block_sums(size_t(blocks * kGeneSums * G)), gene_sums(size_t(kGeneSums * G));
-  // The pass-1 work of one sample on one block of cells: the moments, V's magnitude and its
-  // projection on the loadings (pca_field, before the column means are taken off), and the
-  // block's per-gene sums.
-  auto sweep = [&](const StatisticsSample& draw, const double* rate, int64_t sample, int64_t block, double* sums,
-                   float* velocity_out) {
-    std::fill(sums, sums + kGeneSums * G, 0.0);
-    double *velocity_sum = sums + kVelocitySum * G, *absolute_error = sums + kAbsoluteError * G;
-    double *shifted = sums + kShiftedSt * G, *shifted_squares = sums + kShiftedStSquares * G;
-    double* shifted_time = sums + kShiftedStTime * G;
-    const double *gamma = draw.gamma, *loading = leading_loadings.data(), reciprocal = 1.0 / double(sample + 1);
-    const float *ut = draw.ut, *st = draw.st, *s = draw.s, *st_first = draw.st;
-    const double time_first = draw.cell_time[0];
-    for (int64_t c = block * cell_block; c < std::min(C, (block + 1) * cell_block); ++c) {
-      const double time = double(draw.cell_time[c]) - time_first;
-      double squared = 0, pc0 = 0, pc1 = 0;
-      for (int64_t g = 0; g < G; ++g) {
-        const int64_t e = c * G + g;
-        const float v = velocity_value(rate[g], gamma[g], ut[e], st[e]);
-        if (velocity_out) velocity_out[e] = v;
-        const double du = double(ut[e]) - mean_ut[e], ds = double(st[e]) - mean_st[e];
-        const double next_ut = mean_ut[e] + du * reciprocal, next_st = mean_st[e] + ds * reciprocal;
-        m2_ut[e] = float(m2_ut[e] + du * (ut[e] - next_ut));
-        m2_st[e] = float(m2_st[e] + ds * (st[e] - next_st));
-        mean_ut[e] = float(next_ut), mean_st[e] = float(next_st);
-        mean_velocity[e] = float(mean_velocity[e] + (double(v) - mean_velocity[e]) * reciprocal);
-        squared += double(v) * v;
-        if (with_pca) pc0 += double(v) * loading[2 * g], pc1 += double(v) * loading[2 * g + 1];
-        velocity_sum[g] += v;
-        absolute_error[g] += std::abs(double(observed[e]) - double(s[e]));
-        const double a = double(st[e]) - st_first[g];
-        shifted[g] += a, shifted_squares[g] += a * a, shifted_time[g] += a * time;
-      }
-      original_magnitude[sample * C + c] = std::sqrt(squared);
-      if (with_pca) pca_field[(sample * C + c) * 2] = pc0, pca_field[(sample * C + c) * 2 + 1] = pc1;
+    for (int64_t g = 0; g < G; ++g) {
+      loading0.push_back(options.pca_loadings[g * options.pca_components]);
+      loading1.push_back(options.pca_loadings[g * options.pca_components + 1]);
     }
-  };
-  // What one sample's block sums give: its share of the gene ranking and the PCA column means.
-  auto finish_sample = [&](const float* cell_time, int64_t sample, const double* sums) {
-#pragma omp parallel for schedule(static)
-    for (int64_t g = 0; g < G; ++g)
-      for (int64_t k = 0; k < kGeneSums; ++k) {
-        double total = 0;
-        for (int64_t b = 0; b < blocks; ++b) total += sums[(b * kGeneSums + k) * G + g];
-        gene_sums[k * G + g] = total;
-      }
+  // What one sample's per-gene sums give: its share of the gene ranking and the PCA column means.
+  auto finish_sample = [&](const float* cell_time, int64_t sample, const double* gene_sums) {
     double time_sum = 0, time_squares = 0;
     for (int64_t c = 0; c < C; ++c) {
       const double time = double(cell_time[c]) - cell_time[0];
@@ -989,27 +1107,79 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
     }
     if (with_pca) {
       // direct_pca_projection, (V - column means) . loadings, as V . loadings - column means . loadings.
-      const double* loading = leading_loadings.data();
       double offset0 = 0, offset1 = 0;
       for (int64_t g = 0; g < G; ++g) {
         const double column_mean = gene_sums[kVelocitySum * G + g] / double(C);
-        offset0 += column_mean * loading[2 * g], offset1 += column_mean * loading[2 * g + 1];
+        offset0 += column_mean * loading0[g], offset1 += column_mean * loading1[g];
       }
       double* out = pca_field.data() + sample * C * 2;
       for (int64_t c = 0; c < C; ++c) out[2 * c] -= offset0, out[2 * c + 1] -= offset1;
     }
   };
-  samples(true, [&](const StatisticsSample& draw) {
-    require(seen < S, PV_ERR_INTERNAL, "compute_statistics: more samples than announced");
-    const int64_t sample = seen++;
-    float* velocity_out = cache_velocities ? cached_velocities.data() + sample * C * G
-                                           : options.spliced_per_sample ? velocity.data() : nullptr;
-    const std::vector<double> rate = unspliced_rates(draw, G);
+  // Pass 1 of samples [first, first + count) (draws[k], with rates[k]), block by block of cells,
+  // each block through all of them: held samples sweep the moments of a block while they are in
+  // cache. The per-gene sums are kept per block, then added over the blocks in their order: the
+  // same sums for any thread count.
+  constexpr int64_t kCellBlock = 64, kGroupBlocks = 8;
+  const int64_t blocks = (C + kCellBlock - 1) / kCellBlock;
+  std::vector<double> block_sums, gene_sums;
+  auto sweep_samples = [&](const StatisticsSample* draws, const std::vector<double>* rates, int64_t first, int64_t count,
+                           float* velocity_out) {
+    const int64_t per_block = count * kGeneSums * G;
+    block_sums.resize(size_t(std::min(kGroupBlocks, blocks) * per_block));
+    gene_sums.assign(size_t(per_block), 0.0);
+    for (int64_t group = 0; group < blocks; group += kGroupBlocks) {
+      const int64_t in_group = std::min(kGroupBlocks, blocks - group);
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int64_t b = 0; b < in_group; ++b) {
+        double* sums = block_sums.data() + b * per_block;
+        std::fill(sums, sums + per_block, 0.0);
+        for (int64_t k = 0; k < count; ++k) {
+          const StatisticsSample& draw = draws[k];
+          const int64_t sample = first + k;
+          SweepArgs args;
+          args.genes = G;
+          args.begin = (group + b) * kCellBlock;
+          args.end = std::min(C, args.begin + kCellBlock);
+          args.ut = draw.ut, args.st = draw.st, args.s = draw.s, args.observed = observed.data();
+          args.cell_time = draw.cell_time;
+          args.rate = rates[k].data(), args.gamma = draw.gamma;
+          if (with_pca) args.loading0 = loading0.data(), args.loading1 = loading1.data();
+          args.reciprocal = 1.0 / double(sample + 1);
+          args.mean_ut = mean_ut.data(), args.mean_st = mean_st.data(), args.m2_ut = m2_ut.data();
+          args.m2_st = m2_st.data(), args.mean_velocity = mean_velocity.data();
+          args.velocity_out = velocity_out;
+          args.sums = sums + k * kGeneSums * G;
+          args.magnitude = original_magnitude.data() + sample * C;
+          if (with_pca) args.pca = pca_field.data() + sample * C * 2;
+          sweep_cells(args);
+        }
+      }
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) sweep(draw, rate.data(), sample, b, block_sums.data() + b * kGeneSums * G, velocity_out);
-    finish_sample(draw.cell_time, sample, block_sums.data());
-    if (options.spliced_per_sample) embed_sample(sample, draw.st, velocity.data());
-  });
+      for (int64_t e = 0; e < per_block; ++e) {
+        double total = gene_sums[e];
+        for (int64_t b = 0; b < in_group; ++b) total += block_sums[b * per_block + e];
+        gene_sums[e] = total;
+      }
+    }
+    for (int64_t k = 0; k < count; ++k) finish_sample(draws[k].cell_time, first + k, gene_sums.data() + k * kGeneSums * G);
+  };
+  std::vector<std::vector<double>> rates;  // of the held samples
+  if (block_major) {
+    for (const StatisticsSample& draw : input.held) rates.push_back(unspliced_rates(draw, G));
+    sweep_samples(input.held.data(), rates.data(), 0, S, nullptr);
+    seen = S;
+  } else {
+    samples(true, [&](const StatisticsSample& draw) {
+      require(seen < S, PV_ERR_INTERNAL, "compute_statistics: more samples than announced");
+      const int64_t sample = seen++;
+      float* velocity_out = cache_velocities ? cached_velocities.data() + sample * C * G
+                                             : options.spliced_per_sample ? velocity.data() : nullptr;
+      const std::vector<double> rate = unspliced_rates(draw, G);
+      sweep_samples(&draw, &rate, sample, 1, velocity_out);
+      if (options.spliced_per_sample) embed_sample(sample, draw.st, velocity.data());
+    });
+  }
   require(seen == S, PV_ERR_INTERNAL, "compute_statistics: fewer samples than announced");
 
   FieldProjector projector(mean_st.data(), C, G, knn, embedding.data(), options.device);  // every graph against mean st
@@ -1019,25 +1189,34 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   // wide as velocity_graphs' kernel: it shares the candidates and displacement norms across a
   // batch and forms each displacement once for all of it. Each entry: a velocity and where its
   // embedded field goes.
-  constexpr int64_t kBatch = 16;
-  std::vector<std::pair<const float*, double*>> batch;
+  constexpr int64_t kBatch = kDotFields;
+  std::vector<std::pair<VelocityField, double*>> batch;
   std::vector<float> drawn;  // velocities of samples drawn again, when pass 1 could not keep them
   auto embed_batch = [&] {
-    std::vector<const float*> velocities;
-    for (const auto& entry : batch) velocities.push_back(entry.first);
-    const std::vector<double> embedded = projector.project(velocities.data(), int64_t(velocities.size()));
+    std::vector<VelocityField> fields;
+    for (const auto& entry : batch) fields.push_back(entry.first);
+    const std::vector<double> embedded = projector.project(fields.data(), int64_t(fields.size()));
     for (size_t k = 0; k < batch.size(); ++k)
       std::copy(embedded.begin() + int64_t(k) * C * 2, embedded.begin() + int64_t(k + 1) * C * 2, batch[k].second);
     batch.clear();
   };
+  auto array_field = [](const float* values) {
+    VelocityField f;
+    f.values = values;
+    return f;
+  };
   if (options.spliced_per_sample) {
-    batch.push_back({mean_velocity_float.data(), mean_field.data()});
-  } else if (cache_velocities) {
+    batch.push_back({array_field(mean_velocity_float.data()), mean_field.data()});
+  } else if (block_major || cache_velocities) {
+    // Held samples' velocities are made row by row as the graphs read them: no copy.
     for (int64_t k = 0; k < S; ++k) {
-      batch.push_back({cached_velocities.data() + k * C * G, field.data() + k * C * 2});
+      VelocityField f;
+      if (block_major) f.ut = input.held[k].ut, f.st = input.held[k].st, f.rate = rates[k].data(), f.gamma = input.held[k].gamma;
+      else f.values = cached_velocities.data() + k * C * G;
+      batch.push_back({f, field.data() + k * C * 2});
       if (int64_t(batch.size()) == kBatch) embed_batch();
     }
-    batch.push_back({mean_velocity_float.data(), mean_field.data()});
+    batch.push_back({array_field(mean_velocity_float.data()), mean_field.data()});
   } else {
     drawn.resize(size_t(std::min(kBatch, S) * C * G));
     int64_t redrawn = 0;
@@ -1045,11 +1224,11 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
       if (int64_t(batch.size()) == kBatch) embed_batch();
       float* slot = drawn.data() + int64_t(batch.size()) * C * G;
       sample_velocity(draw, C, G, slot);
-      batch.push_back({slot, field.data() + redrawn++ * C * 2});
+      batch.push_back({array_field(slot), field.data() + redrawn++ * C * 2});
     });
     require(redrawn == S, PV_ERR_INTERNAL, "compute_statistics: pass 2 saw a different number of samples");
     if (int64_t(batch.size()) == kBatch) embed_batch();
-    batch.push_back({mean_velocity_float.data(), mean_field.data()});
+    batch.push_back({array_field(mean_velocity_float.data()), mean_field.data()});
   }
   embed_batch();
   cached_velocities = {};
@@ -1076,13 +1255,14 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   out["embeds_angle"] = to_array({S, C}, angle);
   out["fdri"] = to_array({C}, rayleigh_fdr(angle, S, C));
   out["original_spaces_embeds_magnitude"] = to_array({S, C}, original_magnitude);
-  std::vector<float> sd_ut(size_t(C * G)), sd_st(size_t(C * G));
+  // The standard deviations in place of the squared deviations' sums (no fresh C x G arrays).
+#pragma omp parallel for schedule(static)
   for (int64_t e = 0; e < C * G; ++e)
-    sd_ut[e] = float(std::sqrt(m2_ut[e] / double(S))), sd_st[e] = float(std::sqrt(m2_st[e] / double(S)));
+    m2_ut[e] = float(std::sqrt(m2_ut[e] / double(S))), m2_st[e] = float(std::sqrt(m2_st[e] / double(S)));
   out["ut_mean"] = {{C, G}, std::move(mean_ut)};
   out["st_mean"] = {{C, G}, std::move(mean_st)};
-  out["ut_std"] = {{C, G}, std::move(sd_ut)};
-  out["st_std"] = {{C, G}, std::move(sd_st)};
+  out["ut_std"] = {{C, G}, std::move(m2_ut)};
+  out["st_std"] = {{C, G}, std::move(m2_st)};
   if (with_pca) {
     std::vector<double> pca_magnitude, pca_angle;
     magnitude_and_angle(pca_field, &pca_magnitude, &pca_angle);
@@ -1167,6 +1347,9 @@ PosteriorStatistics compute_statistics(const io::AnnData& anndata, const std::ma
   const Array* gamma = find("gamma", {S, 1, G}, true);
   const Array* cell_time = find("cell_time", {S, C, 1}, true);
   const Array* u_scale = find("u_scale", {S, 1, G}, false);
+  if (u_scale)  // V divides by it
+    for (float v : u_scale->values)
+      require(v > 0, PV_ERR_INVALID_ARGUMENT, "compute_statistics: posterior 'u_scale' holds " + std::to_string(v) + ", not positive");
 
   StatisticsInput input;
   input.anndata = &anndata;
@@ -1174,26 +1357,28 @@ PosteriorStatistics compute_statistics(const io::AnnData& anndata, const std::ma
   input.samples_in_memory = true;
   input.samples = S;
   input.genes = G;
-  std::vector<double> beta_g(static_cast<size_t>(G)), gamma_g(static_cast<size_t>(G)), scale_g(static_cast<size_t>(G), 1.0);
+  // The gene-level draws in double, sample-major.
+  std::vector<double> beta_g(static_cast<size_t>(S * G)), gamma_g(static_cast<size_t>(S * G)), scale_g(static_cast<size_t>(S * G), 1.0);
+  for (int64_t e = 0; e < S * G; ++e) {
+    beta_g[e] = beta->values[e];
+    gamma_g[e] = gamma->values[e];
+    if (u_scale) scale_g[e] = u_scale->values[e];
+  }
+  for (int64_t k = 0; k < S; ++k) {
+    StatisticsSample sample;
+    sample.ut = ut->values.data() + k * C * G;
+    sample.st = st->values.data() + k * C * G;
+    sample.s = s->values.data() + k * C * G;
+    sample.cell_time = cell_time->values.data() + k * C;
+    sample.beta = beta_g.data() + k * G;
+    sample.gamma = gamma_g.data() + k * G;
+    sample.u_scale = scale_g.data() + k * G;
+    input.held.push_back(sample);
+  }
   return compute_statistics(
       input,
       [&](bool, const std::function<void(const StatisticsSample&)>& visit) {
-        for (int64_t k = 0; k < S; ++k) {
-          for (int64_t g = 0; g < G; ++g) {
-            beta_g[g] = beta->values[k * G + g];
-            gamma_g[g] = gamma->values[k * G + g];
-            if (u_scale) scale_g[g] = u_scale->values[k * G + g];
-          }
-          StatisticsSample sample;
-          sample.ut = ut->values.data() + k * C * G;
-          sample.st = st->values.data() + k * C * G;
-          sample.s = s->values.data() + k * C * G;
-          sample.cell_time = cell_time->values.data() + k * C;
-          sample.beta = beta_g.data();
-          sample.gamma = gamma_g.data();
-          sample.u_scale = scale_g.data();
-          visit(sample);
-        }
+        for (const StatisticsSample& sample : input.held) visit(sample);
       },
       options);
 }

@@ -56,6 +56,9 @@ struct DisplacementPlan {
   int64_t cells, genes;
   std::vector<std::vector<int64_t>> candidates;
   std::vector<std::vector<double>> displacement_norm;
+  // Every cell once, neighbours next to each other (breadth first over the kNN graph): cells
+  // visited in this order share most candidates, whose rows are then still in cache.
+  std::vector<int64_t> order;
 };
 // As above with a plan; fields with a NaN are refused.
 std::vector<VelocityGraph> velocity_graphs(const DisplacementPlan& plan, const float* const* V, int64_t fields);
@@ -72,6 +75,15 @@ void autoscale_embedded(const double* embedding, int64_t cells, int64_t dims, do
 // s_i = clip(P98(c) - c_i, 0, 1) from the row confidences c_i = max(0, max_j pi_ij).
 std::vector<double> self_transitions(const std::vector<double>& confidence);
 
+// One velocity field (cells x genes): an array, or made a cell's row at a time from a posterior
+// sample as V = rate ut - gamma st (rate = beta / u_scale; rate and gamma per gene), so that
+// samples held in memory need no copy of their velocities.
+struct VelocityField {
+  const float* values = nullptr;  // the array; null: from the sample below
+  const float *ut = nullptr, *st = nullptr;
+  const double *rate = nullptr, *gamma = nullptr;
+};
+
 // velocity_graphs then velocity_embedding (two columns, autoscaled) of velocity fields against one
 // X, on the CPU or on the GPU (graph and projection in float32 there; the CPU path is the reference
 // the CUDA tests hold it to). What the fields share (X, the candidates, the displacement norms, the
@@ -84,6 +96,7 @@ class FieldProjector {
   FieldProjector& operator=(const FieldProjector&) = delete;
   // Embedded velocities, fields x cells x 2. Fields with a NaN are refused.
   std::vector<double> project(const float* const* V, int64_t fields);
+  std::vector<double> project(const VelocityField* fields, int64_t count);
 
  private:
   int64_t cells_, genes_;
@@ -169,6 +182,9 @@ struct StatisticsInput {
   std::vector<int64_t> rows;               // the data rows the samples cover (empty: all)
   int64_t samples = 0, genes = 0;
   bool samples_in_memory = false;  // visiting them again is cheap: no velocity cache
+  // All S samples when they are held in memory (each with its counts): the first pass then sweeps
+  // each block of cells through every sample while the block's moments are in cache.
+  std::vector<StatisticsSample> held;
 };
 
 PosteriorStatistics compute_statistics(const StatisticsInput& input, const StatisticsSamples& samples,

@@ -581,6 +581,24 @@ TEST_CASE("statistics: FieldProjector gives velocity_embedding of each velocity_
     const std::vector<double> expected = pv::velocity_embedding(graphs[f], embedding.data(), cells, 2, true);
     CHECK(std::vector<double>(projected.begin() + f * cells * 2, projected.begin() + (f + 1) * cells * 2) == expected);
   }
+  // Fields made row by row from a sample (V = rate ut - gamma st) project as their arrays do.
+  std::vector<float> ut(size_t(cells * genes)), st(size_t(cells * genes)), made(size_t(cells * genes));
+  std::vector<double> rate(static_cast<size_t>(genes)), gamma(static_cast<size_t>(genes));
+  for (int64_t g = 0; g < genes; ++g) rate[g] = 0.5 + 0.1 * double(g), gamma[g] = 0.2 + 0.05 * double(g % 4);
+  for (int64_t e = 0; e < cells * genes; ++e) {
+    ut[e] = float(1 + std::cos(0.13 * double(e))), st[e] = float(2 + std::sin(0.05 * double(e)));
+    made[e] = float(rate[e % genes] * ut[e] - gamma[e % genes] * st[e]);
+  }
+  pv::VelocityField from_sample, from_array;
+  from_sample.ut = ut.data(), from_sample.st = st.data(), from_sample.rate = rate.data(), from_sample.gamma = gamma.data();
+  from_array.values = made.data();
+  const std::vector<double> by_sample = projector.project(&from_sample, 1), by_array = projector.project(&from_array, 1);
+  REQUIRE(by_sample.size() == by_array.size());
+  for (size_t e = 0; e < by_array.size(); ++e) CHECK(by_sample[e] == doctest::Approx(by_array[e]).epsilon(1e-6).scale(1));
+  rate[7] = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(projector.project(&from_sample, 1), doctest::Contains("NaN"), pv::Error);
+  const pv::VelocityField empty;
+  CHECK_THROWS_AS(projector.project(&empty, 1), pv::Error);  // neither values nor a sample
   if (pv::cuda_device_count() == 0) {
     try {
       pv::FieldProjector on_gpu(X.data(), cells, genes, knn, embedding.data(), pv::Device::kCuda);
@@ -648,6 +666,9 @@ TEST_CASE("statistics: samples held in memory, drawn twice, or cached give the s
   samples = pv::generate_posterior_samples(model, posterior);
   samples.at("st").values[5] = std::numeric_limits<float>::quiet_NaN();
   CHECK_THROWS_WITH_AS(pv::compute_statistics(*data, samples, options), doctest::Contains("st"), pv::Error);
+  samples = pv::generate_posterior_samples(model, posterior);
+  samples.at("u_scale").values[3] = 0;  // V = beta ut / u_scale - gamma st
+  CHECK_THROWS_WITH_AS(pv::compute_statistics(*data, samples, options), doctest::Contains("'u_scale' holds 0"), pv::Error);
 }
 
 TEST_CASE("statistics: rank_genes ranks descending with ties averaged and keeps 4 of the 300 best by mean_mae") {
