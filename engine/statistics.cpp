@@ -467,6 +467,7 @@ DisplacementPlan::DisplacementPlan(const float* X_in, int64_t cells_in, int64_t 
 namespace {
 
 void velocity_row(const double* rate, const double* gamma, const float* ut, const float* st, int64_t genes, float* out);
+double centre_row(const float* raw, int64_t genes, float* centred, double* squared);
 
 // One thread's work on one cell of a plan: the centred dot products of the cell's candidates'
 // displacements with up to 16 velocity fields (dots[e * 16 + k]), and those fields' norms at the
@@ -490,18 +491,8 @@ class CellDots {
       const VelocityField& field = fields[k];
       const float* raw = field.values ? field.values + i * G : row_.data();
       if (!field.values) velocity_row(field.rate, field.gamma, field.ut + i * G, field.st + i * G, G, row_.data());
-      double sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t g = 0; g < G; ++g) sum += raw[g];
-      const double mean = sum / double(G);
-      finite = finite && !std::isnan(mean);  // a NaN anywhere in the row
       double squared = 0;
-#pragma omp simd reduction(+ : squared)
-      for (int64_t g = 0; g < G; ++g) {
-        const double v = double(raw[g]) - mean;
-        centred[g] = float(v);
-        squared += v * v;
-      }
+      finite = !std::isnan(centre_row(raw, G, centred, &squared)) && finite;  // a NaN anywhere in the row
       for (int64_t g = 0; g < G; ++g) vt[g * kDotFields + k] = centred[g];
       velocity_norm_[k] = std::sqrt(squared);
     }
@@ -857,11 +848,13 @@ struct SweepArgs {
   float* velocity_out = nullptr;  // null: V is not kept
   double* sums = nullptr;         // kGeneSums x genes, added to
   double *magnitude = nullptr, *pca = nullptr;  // the sample's |V| per cell, V . loadings (2 per cell)
+  int64_t* non_finite = nullptr;  // added to: the entries where ut, st or s is not finite
 };
 
 // The running moments of ut, st and V (Welford, updated in double, stored in float32: half the
 // memory traffic of double storage), each cell's |V| and V . loadings, and the per-gene sums. One
 // omp simd loop per cell, so it vectorises whole (the sums per gene, the cell's over lanes).
+// (Welford in float32 throughout measured no faster.)
 template <bool kKeep, bool kPca>
 __attribute__((always_inline)) inline void sweep_cells_body(const SweepArgs& a) {
   const int64_t G = a.genes;
@@ -878,8 +871,10 @@ __attribute__((always_inline)) inline void sweep_cells_body(const SweepArgs& a) 
     float* velocity_out = kKeep ? a.velocity_out + c * G : nullptr;
     const double time = double(a.cell_time[c]) - time_first;
     double squared = 0, pc0 = 0, pc1 = 0;
-#pragma omp simd reduction(+ : squared, pc0, pc1)
+    int64_t non_finite = 0;
+#pragma omp simd reduction(+ : squared, pc0, pc1, non_finite)
     for (int64_t g = 0; g < G; ++g) {
+      non_finite += (std::isfinite(ut[g]) & std::isfinite(st[g]) & std::isfinite(s[g])) ? 0 : 1;
       const float v = velocity_value(rate[g], gamma[g], ut[g], st[g]);
       if constexpr (kKeep) velocity_out[g] = v;
       const double u = ut[g], x = st[g], mu = mean_ut[g], mx = mean_st[g];
@@ -898,6 +893,7 @@ __attribute__((always_inline)) inline void sweep_cells_body(const SweepArgs& a) 
     }
     a.magnitude[c] = std::sqrt(squared);
     if constexpr (kPca) a.pca[2 * c] = pc0, a.pca[2 * c + 1] = pc1;
+    *a.non_finite += non_finite;
   }
 }
 
@@ -908,8 +904,27 @@ __attribute__((always_inline)) inline void velocity_row_body(const double* rate,
   for (int64_t g = 0; g < genes; ++g) out[g] = velocity_value(rate[g], gamma[g], ut[g], st[g]);
 }
 
-// Both compiled for AVX2 + FMA and for the baseline, as candidate_dots (the same clone computes V
-// in both, so a kept velocity and one computed again agree bit for bit).
+// centred = raw - its mean over the genes (in double, stored in float); returns the mean and sets
+// *squared to the sum of the centred squares.
+__attribute__((always_inline)) inline double centre_row_body(const float* raw, int64_t genes, float* centred,
+                                                             double* squared) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t g = 0; g < genes; ++g) sum += raw[g];
+  const double mean = sum / double(genes);
+  double squares = 0;
+#pragma omp simd reduction(+ : squares)
+  for (int64_t g = 0; g < genes; ++g) {
+    const double v = double(raw[g]) - mean;
+    centred[g] = float(v);
+    squares += v * v;
+  }
+  *squared = squares;
+  return mean;
+}
+
+// These compiled for AVX2 + FMA and for the baseline, as candidate_dots (the same clone computes V
+// in the sweep and row by row, so a kept velocity and one computed again agree bit for bit).
 #if defined(__x86_64__) && defined(__GNUC__)
 template <bool kKeep, bool kPca>
 __attribute__((target("avx2,fma"))) void sweep_cells_avx2(const SweepArgs& a) {
@@ -918,6 +933,10 @@ __attribute__((target("avx2,fma"))) void sweep_cells_avx2(const SweepArgs& a) {
 __attribute__((target("avx2,fma"))) void velocity_row_avx2(const double* rate, const double* gamma, const float* ut,
                                                            const float* st, int64_t genes, float* out) {
   velocity_row_body(rate, gamma, ut, st, genes, out);
+}
+__attribute__((target("avx2,fma"))) double centre_row_avx2(const float* raw, int64_t genes, float* centred,
+                                                           double* squared) {
+  return centre_row_body(raw, genes, centred, squared);
 }
 #endif
 template <bool kKeep, bool kPca>
@@ -936,6 +955,12 @@ void velocity_row(const double* rate, const double* gamma, const float* ut, cons
   if (cpu_has_avx2_fma()) return velocity_row_avx2(rate, gamma, ut, st, genes, out);
 #endif
   velocity_row_body(rate, gamma, ut, st, genes, out);
+}
+double centre_row(const float* raw, int64_t genes, float* centred, double* squared) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_has_avx2_fma()) return centre_row_avx2(raw, genes, centred, squared);
+#endif
+  return centre_row_body(raw, genes, centred, squared);
 }
 
 // The sample's V, cells x genes into out.
@@ -1123,6 +1148,7 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   constexpr int64_t kCellBlock = 64, kGroupBlocks = 8;
   const int64_t blocks = (C + kCellBlock - 1) / kCellBlock;
   std::vector<double> block_sums, gene_sums;
+  int64_t non_finite = 0;  // entries of ut, st or s
   auto sweep_samples = [&](const StatisticsSample* draws, const std::vector<double>* rates, int64_t first, int64_t count,
                            float* velocity_out) {
     const int64_t per_block = count * kGeneSums * G;
@@ -1130,6 +1156,7 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
     gene_sums.assign(size_t(per_block), 0.0);
     for (int64_t group = 0; group < blocks; group += kGroupBlocks) {
       const int64_t in_group = std::min(kGroupBlocks, blocks - group);
+      int64_t block_non_finite[kGroupBlocks] = {};
 #pragma omp parallel for schedule(dynamic, 1)
       for (int64_t b = 0; b < in_group; ++b) {
         double* sums = block_sums.data() + b * per_block;
@@ -1152,9 +1179,11 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
           args.sums = sums + k * kGeneSums * G;
           args.magnitude = original_magnitude.data() + sample * C;
           if (with_pca) args.pca = pca_field.data() + sample * C * 2;
+          args.non_finite = block_non_finite + b;
           sweep_cells(args);
         }
       }
+      for (int64_t b = 0; b < in_group; ++b) non_finite += block_non_finite[b];
 #pragma omp parallel for schedule(static)
       for (int64_t e = 0; e < per_block; ++e) {
         double total = gene_sums[e];
@@ -1164,11 +1193,26 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
     }
     for (int64_t k = 0; k < count; ++k) finish_sample(draws[k].cell_time, first + k, gene_sums.data() + k * kGeneSums * G);
   };
+  // A non-finite ut, st or s seen by pass 1 (held samples are checked only there): named when the
+  // samples are held.
+  auto refuse_non_finite = [&] {
+    if (non_finite == 0) return;
+    for (const char* key : {"ut", "st", "s"})
+      for (const StatisticsSample& draw : input.held) {
+        const float* values = key[0] == 'u' ? draw.ut : key[1] == 't' ? draw.st : draw.s;
+        for (int64_t e = 0; e < C * G; ++e)
+          if (!std::isfinite(values[e]))
+            fail(PV_ERR_INVALID_ARGUMENT,
+                 std::string("compute_statistics: posterior '") + key + "' holds " + std::to_string(values[e]));
+      }
+    fail(PV_ERR_INVALID_ARGUMENT, "compute_statistics: a posterior sample's ut, st or s is not finite");
+  };
   std::vector<std::vector<double>> rates;  // of the held samples
   if (block_major) {
     for (const StatisticsSample& draw : input.held) rates.push_back(unspliced_rates(draw, G));
     sweep_samples(input.held.data(), rates.data(), 0, S, nullptr);
     seen = S;
+    refuse_non_finite();
   } else {
     samples(true, [&](const StatisticsSample& draw) {
       require(seen < S, PV_ERR_INTERNAL, "compute_statistics: more samples than announced");
@@ -1177,6 +1221,7 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
                                              : options.spliced_per_sample ? velocity.data() : nullptr;
       const std::vector<double> rate = unspliced_rates(draw, G);
       sweep_samples(&draw, &rate, sample, 1, velocity_out);
+      refuse_non_finite();
       if (options.spliced_per_sample) embed_sample(sample, draw.st, velocity.data());
     });
   }
@@ -1313,7 +1358,8 @@ PosteriorStatistics compute_statistics(const io::AnnData& anndata, const std::ma
   const auto spliced_it = anndata.layers.find("spliced");
   require(spliced_it != anndata.layers.end(), PV_ERR_INVALID_ARGUMENT, "compute_statistics: the data has no spliced layer");
   const int64_t C = spliced_it->second.rows, G = spliced_it->second.cols;
-  auto find = [&](const char* key, std::vector<int64_t> shape, bool required) -> const Array* {
+  // The C x G arrays' values are checked by the statistics' first sweep, which reads them anyway.
+  auto find = [&](const char* key, std::vector<int64_t> shape, bool required, bool check_values = true) -> const Array* {
     const auto it = samples.find(key);
     if (it == samples.end()) {
       require(!required, PV_ERR_INVALID_ARGUMENT, std::string("compute_statistics: the posterior samples have no '") + key + "'");
@@ -1325,11 +1371,7 @@ PosteriorStatistics compute_statistics(const io::AnnData& anndata, const std::ma
     require(a.shape == shape && size == int64_t(a.values.size()), PV_ERR_INVALID_ARGUMENT,
             std::string("compute_statistics: posterior '") + key + "' has shape " + shape_text(a.shape) + ", expected " +
                 shape_text(shape) + " (samples, cells, genes of the data)");
-    const int64_t n = int64_t(a.values.size());
-    int64_t non_finite = 0;
-#pragma omp parallel for schedule(static) reduction(+ : non_finite)
-    for (int64_t e = 0; e < n; ++e) non_finite += std::isfinite(a.values[e]) ? 0 : 1;
-    if (non_finite > 0)
+    if (check_values)
       for (float v : a.values)
         if (!std::isfinite(v))
           fail(PV_ERR_INVALID_ARGUMENT, std::string("compute_statistics: posterior '") + key + "' holds " + std::to_string(v));
@@ -1340,9 +1382,9 @@ PosteriorStatistics compute_statistics(const io::AnnData& anndata, const std::ma
           "compute_statistics: the posterior samples need 'ut' of shape (samples, cells, genes)");
   const int64_t S = ut_it->second.shape[0];
   require(S >= 1, PV_ERR_INVALID_ARGUMENT, "compute_statistics: the posterior holds no samples");
-  const Array* ut = find("ut", {S, C, G}, true);
-  const Array* st = find("st", {S, C, G}, true);
-  const Array* s = find("s", {S, C, G}, true);
+  const Array* ut = find("ut", {S, C, G}, true, false);
+  const Array* st = find("st", {S, C, G}, true, false);
+  const Array* s = find("s", {S, C, G}, true, false);
   const Array* beta = find("beta", {S, 1, G}, true);
   const Array* gamma = find("gamma", {S, 1, G}, true);
   const Array* cell_time = find("cell_time", {S, C, 1}, true);

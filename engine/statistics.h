@@ -183,7 +183,8 @@ struct StatisticsInput {
   int64_t samples = 0, genes = 0;
   bool samples_in_memory = false;  // visiting them again is cheap: no velocity cache
   // All S samples when they are held in memory (each with its counts): the first pass then sweeps
-  // each block of cells through every sample while the block's moments are in cache.
+  // each block of cells through every sample while the block's moments are in cache, and refuses
+  // a non-finite ut, st or s by name.
   std::vector<StatisticsSample> held;
 };
 

@@ -20,6 +20,7 @@
 #include "engine/posterior.h"
 #include "engine/simulator.h"
 #include "engine/statistics.h"
+#include "kernels/projection.h"
 
 namespace {
 
@@ -39,6 +40,19 @@ std::vector<float> as_float(const std::vector<double>& v) { return std::vector<f
 double degrees(double d) { return d * kPi / 180.0; }
 
 }  // namespace
+
+TEST_CASE("statistics: transition weights: e^x - 1 to a few ulp of expm1, through the switch at 1/2") {
+  double worst = 0;
+  for (double x = 0; x <= 10; x += 1.0 / 1024) {
+    const double exact = std::expm1(x), got = pv::exp_minus_one(x);
+    if (exact > 0) worst = std::max(worst, std::abs(got - exact) / exact);
+    else CHECK(got == 0);
+  }
+  CHECK(worst < 4 * std::numeric_limits<double>::epsilon());
+  CHECK(pv::exp_minus_one(1e-300) == 1e-300);  // no cancellation near 0
+  CHECK(pv::transition_weight(-0.3) == -pv::transition_weight(0.3));
+  CHECK(pv::transition_weight(0.3) == doctest::Approx(std::expm1(3.0)).epsilon(1e-15));
+}
 
 TEST_CASE("statistics: rayleigh_p_value: astropy's value, the small-sample correction and the n >= 50 branch") {
   const std::vector<double> angles = {degrees(130), degrees(90), degrees(0), degrees(145)};
