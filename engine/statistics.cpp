@@ -599,7 +599,9 @@ FieldProjector::FieldProjector(const float* X, int64_t cells, int64_t genes, con
 FieldProjector::~FieldProjector() = default;
 
 std::vector<double> FieldProjector::project(const float* const* V, int64_t fields) {
-  require_finite_fields(V, fields, cells_ * genes_);
+  require(fields >= 1 && V != nullptr, PV_ERR_INVALID_ARGUMENT, "velocity projection: no velocity fields");
+  // NaN is refused by the projection itself (each row's mean on the CPU, a scan before the upload
+  // on the GPU): no separate pass over the arrays here.
   const std::vector<VelocityField> field = array_fields(V, fields);
   return project(field.data(), fields);
 }
@@ -1197,9 +1199,11 @@ PosteriorStatistics compute_statistics(const StatisticsInput& input, const Stati
   // samples are held.
   auto refuse_non_finite = [&] {
     if (non_finite == 0) return;
-    for (const char* key : {"ut", "st", "s"})
+    const char* const keys[] = {"ut", "st", "s"};
+    for (int which = 0; which < 3; ++which)
       for (const StatisticsSample& draw : input.held) {
-        const float* values = key[0] == 'u' ? draw.ut : key[1] == 't' ? draw.st : draw.s;
+        const float* values = which == 0 ? draw.ut : which == 1 ? draw.st : draw.s;
+        const char* key = keys[which];
         for (int64_t e = 0; e < C * G; ++e)
           if (!std::isfinite(values[e]))
             fail(PV_ERR_INVALID_ARGUMENT,
