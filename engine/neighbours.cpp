@@ -43,6 +43,45 @@ CellGraph to_csr(int64_t cells, std::vector<std::tuple<int64_t, int32_t, double>
   return g;
 }
 
+// Cells per block of squared_distances: eight vectors of four doubles, enough independent sums to
+// keep both floating-point adders busy.
+constexpr int64_t kDistanceBlock = 32;
+
+// squared[j] = sum over d in order of (x_j[d] - x_i[d])^2 for every (padded) cell j, the
+// coordinates column-major. Each lane sums its own cell's terms in the scalar order, and the AVX2
+// clone is built without FMA (no contraction), so it gives the baseline's sums bit for bit.
+__attribute__((always_inline)) inline void squared_distances_body(const double* columns, int64_t padded, int64_t dims,
+                                                                  const double* xi, double* squared) {
+  for (int64_t j = 0; j < padded; j += kDistanceBlock) {
+    double sums[kDistanceBlock] = {};
+    for (int64_t d = 0; d < dims; ++d) {
+      const double* column = columns + d * padded + j;
+      const double centre = xi[d];
+#pragma omp simd
+      for (int64_t lane = 0; lane < kDistanceBlock; ++lane) {
+        const double difference = column[lane] - centre;
+        sums[lane] += difference * difference;
+      }
+    }
+    for (int64_t lane = 0; lane < kDistanceBlock; ++lane) squared[j + lane] = sums[lane];
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) void squared_distances_avx2(const double* columns, int64_t padded, int64_t dims,
+                                                            const double* xi, double* squared) {
+  squared_distances_body(columns, padded, dims, xi, squared);
+}
+#endif
+
+void squared_distances(const double* columns, int64_t padded, int64_t dims, const double* xi, double* squared) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return squared_distances_avx2(columns, padded, dims, xi, squared);
+#endif
+  squared_distances_body(columns, padded, dims, xi, squared);
+}
+
 }  // namespace
 
 Knn knn_graph(const double* x, int64_t cells, int64_t dims, int64_t k) {
@@ -52,32 +91,51 @@ Knn knn_graph(const double* x, int64_t cells, int64_t dims, int64_t k) {
   require(k >= 1 && k <= cells, PV_ERR_INVALID_ARGUMENT,
           "knn_graph: k must be in [1, cells], got k = " + std::to_string(k) + " for " + std::to_string(cells) +
               " cells");
+  for (int64_t e = 0; e < cells * dims; ++e)
+    if (!std::isfinite(x[e]))
+      fail(PV_ERR_INVALID_ARGUMENT, "knn_graph: x holds " + std::to_string(x[e]) + " at cell " + std::to_string(e / dims) +
+                                        ", column " + std::to_string(e % dims));
   Knn out;
   out.cells = cells;
   out.k = k;
   out.index.resize(static_cast<size_t>(cells * k));
   out.distance.resize(static_cast<size_t>(cells * k));
+  // The coordinates column-major, padded to whole blocks (the padding is never selected).
+  const int64_t padded = (cells + kDistanceBlock - 1) / kDistanceBlock * kDistanceBlock;
+  std::vector<double> columns(static_cast<size_t>(dims * padded), 0.0);
+  for (int64_t c = 0; c < cells; ++c)
+    for (int64_t d = 0; d < dims; ++d) columns[d * padded + c] = x[c * dims + d];
 #pragma omp parallel
   {
-    std::vector<std::pair<double, int64_t>> others(static_cast<size_t>(cells - 1));
+    std::vector<double> squared(static_cast<size_t>(padded));
+    std::vector<std::pair<double, int64_t>> nearest;  // a max-heap of the k - 1 nearest so far
+    nearest.reserve(static_cast<size_t>(k));
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < cells; ++i) {
-      const double* xi = x + i * dims;
-      size_t n = 0;
-      for (int64_t j = 0; j < cells; ++j) {
-        if (j == i) continue;
-        const double* xj = x + j * dims;
-        double squared = 0;
-        for (int64_t d = 0; d < dims; ++d) squared += (xj[d] - xi[d]) * (xj[d] - xi[d]);
-        others[n++] = {squared, j};
+      squared_distances(columns.data(), padded, dims, x + i * dims, squared.data());
+      // Pairs compare by distance, then index: the tie rule. The heap keeps exactly the k - 1
+      // smallest pairs, as a partial sort would, looking at most cells only once.
+      nearest.clear();
+      double worst = std::numeric_limits<double>::infinity();  // the heap's largest distance once full
+      for (int64_t j = 0; j < cells && k > 1; ++j) {
+        if (squared[j] > worst || j == i) continue;  // most cells: one comparison
+        const std::pair<double, int64_t> pair{squared[j], j};
+        if (int64_t(nearest.size()) < k - 1) {
+          nearest.push_back(pair);
+          std::push_heap(nearest.begin(), nearest.end());
+        } else if (pair < nearest.front()) {
+          std::pop_heap(nearest.begin(), nearest.end());
+          nearest.back() = pair;
+          std::push_heap(nearest.begin(), nearest.end());
+        }
+        if (int64_t(nearest.size()) == k - 1) worst = nearest.front().first;
       }
-      // Pairs compare by distance, then index: the tie rule.
-      std::partial_sort(others.begin(), others.begin() + (k - 1), others.end());
+      std::sort_heap(nearest.begin(), nearest.end());
       out.index[i * k] = i;
       out.distance[i * k] = 0.0;
       for (int64_t r = 1; r < k; ++r) {
-        out.index[i * k + r] = others[r - 1].second;
-        out.distance[i * k + r] = std::sqrt(others[r - 1].first);
+        out.index[i * k + r] = nearest[r - 1].second;
+        out.distance[i * k + r] = std::sqrt(nearest[r - 1].first);
       }
     }
   }

@@ -13,6 +13,10 @@
 #include "engine/pca.h"
 #include "kernels/projection.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 namespace pv {
 namespace {
 
@@ -101,48 +105,49 @@ inline void store8(float* p, const Lane8& v) { __builtin_memcpy(p, &v, sizeof v)
 // Fields per candidate_dots call, candidates per register tile, and genes per call: the fields'
 // velocities over a sweep (16 KiB) stay in L1 while every candidate's row passes by once.
 constexpr int64_t kDotFields = 16;
-constexpr int64_t kDotRows = 4;
+constexpr int64_t kDotRows = 5;
 constexpr int64_t kDotSweep = 256;
 
 // dots[e * 16 + f] += sum over g in [begin, end) of (X_j(e)[g] - x_i[g]) vt[g * 16 + f] for every
 // candidate row X_j(e) and each of 16 fields, vt holding the fields' centred velocities gene-major.
-// Vectorised over the fields: each displacement entry is formed once and broadcast, each velocity
-// load serves four candidates, and the sums stay in registers for the whole gene range (no
-// horizontal sums). Four candidates x 16 fields = 8 accumulators + 2 velocity registers + the
-// broadcasts: within AVX2's 16 registers. Per gene and tile: 8 FMAs and 8 other FP operations,
-// so bound by the two FMA pipes. Measured slower: 32 fields x 2 candidates (each row read once
-// for a posterior's 31 fields, but the velocities were re-loaded per product), and forming a
-// tile's displacements first to broadcast them from memory (the rows' loads then no longer overlap
-// the products).
+// Vectorised over the fields, the sums in registers for the whole gene range (no horizontal
+// sums): five candidates x 16 fields = 10 accumulators, each velocity load serving five
+// candidates. The displacements are formed eight genes at a time as vectors into a small buffer
+// and broadcast from it, a load rather than a shuffle on the FMA pipes: about 80 % of the two FMA
+// pipes' peak, against about 60 % with scalar differences broadcast from registers (the same sums,
+// bit for bit, in the same gene order). Measured slower: 32 fields x 2 candidates (the velocities
+// re-loaded per product), and a tile's displacements over the whole sweep formed first (the rows'
+// loads then no longer overlap the products).
 __attribute__((always_inline)) inline void candidate_dots_body(const float* xi, const float* const* xj,
                                                                int64_t candidates, const float* vt, int64_t begin,
                                                                int64_t end, float* dots) {
+  const int64_t vector_end = begin + (end - begin) / 8 * 8;
   for (int64_t e = 0; e < candidates; e += kDotRows) {
     const int64_t rows = std::min(kDotRows, candidates - e);
     // A short last tile repeats its last row; those sums are not stored.
     const float* r[kDotRows];
     for (int64_t k = 0; k < kDotRows; ++k) r[k] = xj[e + std::min(k, rows - 1)];
     float* out = dots + e * kDotFields;
-    Lane8 a00, a01, a10, a11, a20, a21, a30, a31;
-    load8(a00, out), load8(a01, out + 8);
-    a10 = a11 = a20 = a21 = a30 = a31 = Lane8{};
-    if (rows > 1) load8(a10, out + 16), load8(a11, out + 24);
-    if (rows > 2) load8(a20, out + 32), load8(a21, out + 40);
-    if (rows > 3) load8(a30, out + 48), load8(a31, out + 56);
-    for (int64_t g = begin; g < end; ++g) {
-      Lane8 v0, v1;
-      load8(v0, vt + g * kDotFields), load8(v1, vt + g * kDotFields + 8);
-      const float x = xi[g];
-      const float d0 = r[0][g] - x, d1 = r[1][g] - x, d2 = r[2][g] - x, d3 = r[3][g] - x;
-      a00 += d0 * v0, a01 += d0 * v1;
-      a10 += d1 * v0, a11 += d1 * v1;
-      a20 += d2 * v0, a21 += d2 * v1;
-      a30 += d3 * v0, a31 += d3 * v1;
+    Lane8 sum[kDotRows][2] = {};
+    for (int64_t k = 0; k < rows; ++k) load8(sum[k][0], out + k * kDotFields), load8(sum[k][1], out + k * kDotFields + 8);
+    float d[kDotRows][8];
+    for (int64_t g = begin; g < end; g += 8) {
+      const int64_t width = g < vector_end ? 8 : end - g;
+      if (width == 8) {
+        Lane8 x, y;
+        load8(x, xi + g);
+        for (int64_t k = 0; k < kDotRows; ++k) load8(y, r[k] + g), store8(d[k], y - x);
+      } else {
+        for (int64_t k = 0; k < kDotRows; ++k)
+          for (int64_t l = 0; l < width; ++l) d[k][l] = r[k][g + l] - xi[g + l];
+      }
+      for (int64_t l = 0; l < width; ++l) {
+        Lane8 v0, v1;
+        load8(v0, vt + (g + l) * kDotFields), load8(v1, vt + (g + l) * kDotFields + 8);
+        for (int64_t k = 0; k < kDotRows; ++k) sum[k][0] += d[k][l] * v0, sum[k][1] += d[k][l] * v1;
+      }
     }
-    store8(out, a00), store8(out + 8, a01);
-    if (rows > 1) store8(out + 16, a10), store8(out + 24, a11);
-    if (rows > 2) store8(out + 32, a20), store8(out + 40, a21);
-    if (rows > 3) store8(out + 48, a30), store8(out + 56, a31);
+    for (int64_t k = 0; k < rows; ++k) store8(out + k * kDotFields, sum[k][0]), store8(out + k * kDotFields + 8, sum[k][1]);
   }
 }
 
@@ -182,6 +187,30 @@ __attribute__((always_inline)) inline void displacement_squares_body(const float
   }
 }
 
+// pi[m] and weight[m] = its transition weight for the m-th of n x 16 (candidate, field) dot
+// products (field fastest), from the candidates' displacement norms and the fields' velocity
+// norms. Two loops, each of which GCC vectorises (this file is built with -fno-trapping-math, so
+// the guarded division may be speculated); in one loop, jump threading through the clipped
+// cosines' constant weights leaves branches that it cannot.
+__attribute__((always_inline)) inline void entry_weights_body(const float* dots, const double* displacement_norm,
+                                                              const double* velocity_norm, int64_t n, double* pi,
+                                                              double* weight) {
+  for (int64_t e = 0; e < n; ++e) {
+    const double norm = displacement_norm[e];
+#pragma omp simd
+    for (int64_t k = 0; k < kDotFields; ++k)
+      pi[e * kDotFields + k] = pearson_cosine(double(dots[e * kDotFields + k]), norm, velocity_norm[k]);
+  }
+#pragma omp simd
+  for (int64_t m = 0; m < n * kDotFields; ++m) weight[m] = transition_weight(pi[m]);
+}
+
+// vt[g * 16 + k] = rows[k * genes + g]: 16 field rows gene-major for candidate_dots.
+__attribute__((always_inline)) inline void transpose_fields_body(const float* rows, int64_t genes, float* vt) {
+  for (int64_t g = 0; g < genes; ++g)
+    for (int64_t k = 0; k < kDotFields; ++k) vt[g * kDotFields + k] = rows[k * genes + g];
+}
+
 // The bodies compiled for AVX2 + FMA and for the baseline, chosen by what the CPU reports. (GCC's
 // target_clones("arch=haswell") would not do: its dispatcher asks whether the CPU *is* a Haswell,
 // so every AMD CPU got the baseline clone.)
@@ -204,6 +233,45 @@ __attribute__((target("avx2,fma"))) void displacement_squares_avx2(const float* 
                                                                    int64_t end, double* squares) {
   displacement_squares_body(xi, xj, mean, candidates, begin, end, squares);
 }
+// Eight genes of eight fields at a time, transposed in registers: whole-vector stores where one
+// float per 64-byte line each missed L1.
+__attribute__((target("avx2"))) void transpose_fields_avx2(const float* rows, int64_t genes, float* vt) {
+  const int64_t vector_end = genes / 8 * 8;
+  for (int64_t g = 0; g < vector_end; g += 8)
+    for (int64_t half = 0; half < kDotFields; half += 8) {
+      const float* r = rows + half * genes + g;
+      const __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(r), _mm256_loadu_ps(r + genes));
+      const __m256 t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(r), _mm256_loadu_ps(r + genes));
+      const __m256 t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 2 * genes), _mm256_loadu_ps(r + 3 * genes));
+      const __m256 t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(r + 2 * genes), _mm256_loadu_ps(r + 3 * genes));
+      const __m256 t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 4 * genes), _mm256_loadu_ps(r + 5 * genes));
+      const __m256 t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(r + 4 * genes), _mm256_loadu_ps(r + 5 * genes));
+      const __m256 t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(r + 6 * genes), _mm256_loadu_ps(r + 7 * genes));
+      const __m256 t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(r + 6 * genes), _mm256_loadu_ps(r + 7 * genes));
+      // Fields 0-3 (s0-s3) and 4-7 (s4-s7) of genes (0, 4), (1, 5), (2, 6), (3, 7) in the two 128-bit halves.
+      const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* out = vt + g * kDotFields + half;
+      _mm256_storeu_ps(out + 0 * kDotFields, _mm256_permute2f128_ps(s0, s4, 0x20));
+      _mm256_storeu_ps(out + 1 * kDotFields, _mm256_permute2f128_ps(s1, s5, 0x20));
+      _mm256_storeu_ps(out + 2 * kDotFields, _mm256_permute2f128_ps(s2, s6, 0x20));
+      _mm256_storeu_ps(out + 3 * kDotFields, _mm256_permute2f128_ps(s3, s7, 0x20));
+      _mm256_storeu_ps(out + 4 * kDotFields, _mm256_permute2f128_ps(s0, s4, 0x31));
+      _mm256_storeu_ps(out + 5 * kDotFields, _mm256_permute2f128_ps(s1, s5, 0x31));
+      _mm256_storeu_ps(out + 6 * kDotFields, _mm256_permute2f128_ps(s2, s6, 0x31));
+      _mm256_storeu_ps(out + 7 * kDotFields, _mm256_permute2f128_ps(s3, s7, 0x31));
+    }
+  for (int64_t g = vector_end; g < genes; ++g)
+    for (int64_t k = 0; k < kDotFields; ++k) vt[g * kDotFields + k] = rows[k * genes + g];
+}
+// AVX2 without FMA: no contraction, so the weights equal the scalar path's (velocity_embedding) bit for bit.
+__attribute__((target("avx2"))) void entry_weights_avx2(const float* dots, const double* displacement_norm,
+                                                        const double* velocity_norm, int64_t n, double* pi,
+                                                        double* weight) {
+  entry_weights_body(dots, displacement_norm, velocity_norm, n, pi, weight);
+}
 #define PV_AVX2_OR_BASELINE(name, ...) \
   do {                                  \
     if (cpu_has_avx2_fma()) return name##_avx2(__VA_ARGS__); \
@@ -219,6 +287,13 @@ void candidate_dots(const float* xi, const float* const* xj, int64_t candidates,
 void displacement_squares(const float* xi, const float* const* xj, const float* mean, int64_t candidates, int64_t begin,
                           int64_t end, double* squares) {
   PV_AVX2_OR_BASELINE(displacement_squares, xi, xj, mean, candidates, begin, end, squares);
+}
+void entry_weights(const float* dots, const double* displacement_norm, const double* velocity_norm, int64_t n,
+                   double* pi, double* weight) {
+  PV_AVX2_OR_BASELINE(entry_weights, dots, displacement_norm, velocity_norm, n, pi, weight);
+}
+void transpose_fields(const float* rows, int64_t genes, float* vt) {
+  PV_AVX2_OR_BASELINE(transpose_fields, rows, genes, vt);
 }
 #undef PV_AVX2_OR_BASELINE
 
@@ -476,7 +551,7 @@ class CellDots {
  public:
   explicit CellDots(const DisplacementPlan& plan)
       : plan_(plan), transposed_(static_cast<size_t>(plan.genes * kDotFields)), row_(size_t(plan.genes)),
-        centred_(size_t(plan.genes)) {}
+        centred_(static_cast<size_t>(plan.genes * kDotFields), 0.0f) {}
 
   // `count` (<= 16) fields at cell i; false when one of their rows there holds a NaN.
   bool compute(int64_t i, const VelocityField* fields, int64_t count) {
@@ -492,12 +567,11 @@ class CellDots {
       const float* raw = field.values ? field.values + i * G : row_.data();
       if (!field.values) velocity_row(field.rate, field.gamma, field.ut + i * G, field.st + i * G, G, row_.data());
       double squared = 0;
-      finite = !std::isnan(centre_row(raw, G, centred, &squared)) && finite;  // a NaN anywhere in the row
-      for (int64_t g = 0; g < G; ++g) vt[g * kDotFields + k] = centred[g];
+      finite = !std::isnan(centre_row(raw, G, centred + k * G, &squared)) && finite;  // a NaN anywhere in the row
       velocity_norm_[k] = std::sqrt(squared);
     }
-    for (int64_t g = 0; g < G && count < kDotFields; ++g)  // the kernel's unused fields: zero
-      std::fill(vt + g * kDotFields + count, vt + (g + 1) * kDotFields, 0.0f);
+    std::fill(centred + count * G, centred + kDotFields * G, 0.0f);  // the kernel's unused fields: zero
+    transpose_fields(centred, G, vt);
     dots_.assign(size_t(n * kDotFields), 0.0f);
     for (int64_t begin = 0; begin < G; begin += kDotSweep)
       candidate_dots(plan_.X + i * G, rows_.data(), n, vt, begin, std::min(G, begin + kDotSweep), dots_.data());
@@ -507,6 +581,15 @@ class CellDots {
   // pi between cell i and its e-th candidate for field first + k of the last compute.
   double cosine(int64_t i, int64_t e, int64_t k) const {
     return pearson_cosine(double(dots_[e * kDotFields + k]), plan_.displacement_norm[i][e], velocity_norm_[k]);
+  }
+
+  // pi and the transition weight of every candidate of cell i for all 16 fields of the last
+  // compute, at [e * 16 + k].
+  void weights(int64_t i, std::vector<double>* pi, std::vector<double>* weight) const {
+    const int64_t n = int64_t(plan_.candidates[i].size());
+    pi->resize(size_t(n * kDotFields));
+    weight->resize(size_t(n * kDotFields));
+    entry_weights(dots_.data(), plan_.displacement_norm[i].data(), velocity_norm_, n, pi->data(), weight->data());
   }
 
  private:
@@ -638,6 +721,7 @@ std::vector<double> FieldProjector::project(const VelocityField* fields, int64_t
 #pragma omp parallel reduction(&& : finite)
     {
       CellDots work(*plan_);
+      std::vector<double> pi, weight;
 #pragma omp for schedule(dynamic, 16)
       for (int64_t position = 0; position < C; ++position) {
         const int64_t i = plan_->order[position];
@@ -646,13 +730,13 @@ std::vector<double> FieldProjector::project(const VelocityField* fields, int64_t
         for (int64_t first = 0; first < count; first += kDotFields) {
           const int64_t batch = std::min(kDotFields, count - first);
           finite = work.compute(i, fields + first, batch) && finite;
+          work.weights(i, &pi, &weight);  // all entries at once, vectorised; summed below in row order
           for (int64_t k = 0; k < batch; ++k) {
             EmbeddingRowSums<double>& row = sums[(first + k) * C + i];
             double& c = confidence[(first + k) * C + i];
             for (int64_t e = 0; e < n; ++e) {
-              const double pi = work.cosine(i, e, k);
-              c = std::max(c, pi);
-              row.add(pi, direction[2 * e], direction[2 * e + 1]);
+              c = std::max(c, pi[e * kDotFields + k]);
+              row.add_weight(weight[e * kDotFields + k], direction[2 * e], direction[2 * e + 1]);
             }
           }
         }

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "kernels/pv_hd.h"
 
@@ -28,19 +30,60 @@ PV_HD T centred_squared_norm(T sum, T squares, T genes, T row_squares_i, T row_s
   return squared <= T(1e-12) * (row_squares_i + row_squares_j) ? T(0) : squared;
 }
 
-// e^x - 1 for x >= 0: expm1 below 1/2, where e^x - 1 would cancel; above, the subtraction
-// loses under two bits and exp takes half expm1's time (glibc, measured).
-template <class T>
-PV_HD T exp_minus_one(T x) {
-  using std::exp;
-  using std::expm1;
-  return x < T(0.5) ? expm1(x) : exp(x) - T(1);
+// The bits of a double and back (memcpy on the host: no aliasing, and GCC vectorises it).
+PV_HD int64_t bits_of_double(double x) {
+#if defined(__CUDA_ARCH__)
+  return __double_as_longlong(x);
+#else
+  int64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits;
+#endif
+}
+PV_HD double double_of_bits(int64_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(bits);
+#else
+  double x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+#endif
+}
+
+// e^x - 1 for 0 <= x <= 700, to about 2 ulp of expm1, as straight-line arithmetic (no call, no
+// branch), so that the CPU statistics vectorise it over a cell's entries and every backend and
+// the graph path compute the same weight. x = n ln2 + r, n rounded to nearest (|r| <= ln2/2; for
+// x < ln2/2 n = 0 and r = x exactly); e^r - 1 by its Taylor series to r^13 (truncation 1e-17
+// relative); then e^x - 1 = 2^n (e^r - 1) + (2^n - 1), where both products are exact and n = 0
+// leaves e^r - 1 untouched, so small x loses nothing to cancellation.
+PV_HD double exp_minus_one(double x) {
+  constexpr double kShift = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer in the low bits
+  constexpr double kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10;  // fdlibm's split
+  const double shifted = x * 1.44269504088896338700e+00 + kShift;
+  const double n = shifted - kShift;
+  const double r = (x - n * kLn2Hi) - n * kLn2Lo;  // n kLn2Hi is exact: kLn2Hi has 32 significant bits
+  double q = 1.0 / 6227020800.0;                  // 1/13!
+  q = q * r + 1.0 / 479001600.0;
+  q = q * r + 1.0 / 39916800.0;
+  q = q * r + 1.0 / 3628800.0;
+  q = q * r + 1.0 / 362880.0;
+  q = q * r + 1.0 / 40320.0;
+  q = q * r + 1.0 / 5040.0;
+  q = q * r + 1.0 / 720.0;
+  q = q * r + 1.0 / 120.0;
+  q = q * r + 1.0 / 24.0;
+  q = q * r + 1.0 / 6.0;
+  q = q * r + 0.5;
+  const double em1 = r + (r * r) * q;
+  const double scale = double_of_bits((bits_of_double(shifted) - bits_of_double(kShift) + 1023) << 52);  // 2^n
+  return scale * em1 + (scale - 1.0);
 }
 
 // scVelo's signed transition weight of a cosine: e^(10 pi) - 1, and -(e^(10 |pi|) - 1) below 0.
 template <class T>
 PV_HD T transition_weight(T pi) {
-  return pi >= T(0) ? exp_minus_one(T(kTransitionScale) * pi) : -exp_minus_one(-T(kTransitionScale) * pi);
+  const T x = T(kTransitionScale) * (pi < T(0) ? -pi : pi), weight = T(exp_minus_one(double(x)));
+  return pi < T(0) ? -weight : weight;
 }
 
 // One component of an embedded velocity, sum_j (p_j - mean p) dE_j with p_j = w_j / A, from the
@@ -58,8 +101,10 @@ struct EmbeddingRowSums {
   T absolute = 0, weights = 0, count = 0, weighted_x = 0, weighted_y = 0, directions_x = 0, directions_y = 0;
 
   // An entry with cosine pi towards the unit direction (dx, dy) of E_j - E_i ((0, 0) when E_j = E_i).
-  PV_HD void add(T pi, T dx, T dy) {
-    const T weight = transition_weight(pi);
+  PV_HD void add(T pi, T dx, T dy) { add_weight(transition_weight(pi), dx, dy); }
+
+  // The same entry given its transition weight.
+  PV_HD void add_weight(T weight, T dx, T dy) {
     if (weight == T(0)) return;  // not an entry of the sparse transition matrix
     absolute += weight < T(0) ? -weight : weight;
     weights += weight, count += T(1);

@@ -41,13 +41,17 @@ double degrees(double d) { return d * kPi / 180.0; }
 
 }  // namespace
 
-TEST_CASE("statistics: transition weights: e^x - 1 to a few ulp of expm1, through the switch at 1/2") {
+TEST_CASE("statistics: transition weights: e^x - 1 to a few ulp of expm1, from 1e-300 to 700") {
   double worst = 0;
-  for (double x = 0; x <= 10; x += 1.0 / 1024) {
+  auto check = [&](double x) {
     const double exact = std::expm1(x), got = pv::exp_minus_one(x);
     if (exact > 0) worst = std::max(worst, std::abs(got - exact) / exact);
     else CHECK(got == 0);
-  }
+  };
+  for (double x = 0; x <= 10; x += 1.0 / 1024) check(x);  // the weights' range (|pi| <= 1, scale 10)
+  for (double x = 0.3; x <= 0.4; x += 1.0 / 65536) check(x);  // around ln2/2, where n first becomes 1
+  for (double x = 1e-300; x < 1; x *= 1.37) check(x);
+  for (double x = 10; x <= 700; x += 0.37) check(x);
   CHECK(worst < 4 * std::numeric_limits<double>::epsilon());
   CHECK(pv::exp_minus_one(1e-300) == 1e-300);  // no cancellation near 0
   CHECK(pv::transition_weight(-0.3) == -pv::transition_weight(0.3));
@@ -149,6 +153,36 @@ TEST_CASE("statistics: knn_graph: exact neighbours against brute force, self fir
 
   CHECK_THROWS_AS(pv::knn_graph(points.data(), cells, 2, cells + 1), pv::Error);
   CHECK_THROWS_AS(pv::knn_graph(points.data(), cells, 2, 0), pv::Error);
+  // k = 1: each cell alone.
+  const pv::Knn alone = pv::knn_graph(points.data(), cells, 2, 1);
+  for (int64_t i = 0; i < cells; ++i) CHECK(alone.index[i] == i);
+  // A NaN or infinite coordinate is refused by name, not sorted into the graph.
+  std::vector<double> broken = points;
+  broken[2 * 5 + 1] = std::nan("");
+  CHECK_THROWS_WITH_AS(pv::knn_graph(broken.data(), cells, 2, 3), doctest::Contains("cell 5, column 1"), pv::Error);
+  broken[2 * 5 + 1] = HUGE_VAL;
+  CHECK_THROWS_AS(pv::knn_graph(broken.data(), cells, 2, 3), pv::Error);
+}
+
+TEST_CASE("statistics: knn_graph in 7 dimensions: the distances summed in column order, bit for bit") {
+  const int64_t cells = 101, dims = 7, k = 12;  // 101: blocks of 32 cells plus a ragged end
+  std::vector<double> x(size_t(cells * dims));
+  for (size_t e = 0; e < x.size(); ++e) x[e] = std::sin(0.37 * double(e)) * (1 + double(e % 5));
+  const pv::Knn knn = pv::knn_graph(x.data(), cells, dims, k);
+  for (int64_t i = 0; i < cells; ++i) {
+    std::vector<std::pair<double, int64_t>> brute;
+    for (int64_t j = 0; j < cells; ++j) {
+      if (j == i) continue;
+      double squared = 0;
+      for (int64_t d = 0; d < dims; ++d) squared += (x[j * dims + d] - x[i * dims + d]) * (x[j * dims + d] - x[i * dims + d]);
+      brute.push_back({squared, j});
+    }
+    std::sort(brute.begin(), brute.end());
+    for (int64_t r = 1; r < k; ++r) {
+      CHECK(knn.index[i * k + r] == brute[r - 1].second);
+      CHECK(knn.distance[i * k + r] == std::sqrt(brute[r - 1].first));
+    }
+  }
 }
 
 TEST_CASE("statistics: umap_connectivities matches the oracle; knn_distances is the kNN without self") {
