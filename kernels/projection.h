@@ -4,7 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
+#include <string.h>
 
 #include "kernels/pv_hd.h"
 
@@ -30,24 +30,13 @@ PV_HD T centred_squared_norm(T sum, T squares, T genes, T row_squares_i, T row_s
   return squared <= T(1e-12) * (row_squares_i + row_squares_j) ? T(0) : squared;
 }
 
-// The bits of a double and back (memcpy on the host: no aliasing, and GCC vectorises it).
-PV_HD int64_t bits_of_double(double x) {
-#if defined(__CUDA_ARCH__)
-  return __double_as_longlong(x);
-#else
-  int64_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return bits;
-#endif
-}
-PV_HD double double_of_bits(int64_t bits) {
-#if defined(__CUDA_ARCH__)
-  return __longlong_as_double(bits);
-#else
-  double x;
-  std::memcpy(&x, &bits, sizeof x);
-  return x;
-#endif
+// A bit cast that host and device code both accept (memcpy: no aliasing, and GCC vectorises it).
+template <class To, class From>
+PV_HD To bit_cast_hd(From x) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast_hd: sizes differ");
+  To out;
+  memcpy(&out, &x, sizeof out);
+  return out;
 }
 
 // e^x - 1 for 0 <= x <= 700, to about 2 ulp of expm1, as straight-line arithmetic (no call, no
@@ -75,7 +64,7 @@ PV_HD double exp_minus_one(double x) {
   q = q * r + 1.0 / 6.0;
   q = q * r + 0.5;
   const double em1 = r + (r * r) * q;
-  const double scale = double_of_bits((bits_of_double(shifted) - bits_of_double(kShift) + 1023) << 52);  // 2^n
+  const double scale = bit_cast_hd<double>((bit_cast_hd<int64_t>(shifted) - bit_cast_hd<int64_t>(kShift) + 1023) << 52);  // 2^n
   return scale * em1 + (scale - 1.0);
 }
 
