@@ -19,6 +19,7 @@
 #include "engine/svi.h"
 #include "kernels/dynamics_cpu.h"
 #include "kernels/philox.h"
+#include "tests/simulated_data.h"
 
 namespace {
 
@@ -222,12 +223,7 @@ TEST_CASE("cuda: velocity graphs and their embedding on the device match the CPU
 
 TEST_CASE("cuda: compute_statistics on the device matches the CPU") {
   if (skip_without_device()) return;
-  pv::SimulationOptions simulation;
-  simulation.cells = 400;
-  simulation.genes = 60;
-  simulation.seed = 23;
-  simulation.pca_components = 6;
-  const auto data = std::make_shared<pv::io::AnnData>(pv::simulate(simulation));
+  const auto data = pv::testing::simulated_data(400, 60, 23, 6);
   const pv::VelocityModel model(pv::make_model_data(data), pv::ModelOptions{}, 3);
   pv::PosteriorOptions posterior;
   posterior.num_samples = 20;

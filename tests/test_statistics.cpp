@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/oracle_file.h"
+#include "tests/simulated_data.h"
 
 #include <algorithm>
 #include <cmath>
@@ -361,12 +362,7 @@ void check_close(const std::vector<float>& actual, const std::vector<double>& ex
 }  // namespace
 
 TEST_CASE("statistics: compute_statistics agrees with the pipeline applied to generate_posterior_samples") {
-  pv::SimulationOptions simulation;
-  simulation.cells = 60;
-  simulation.genes = 12;
-  simulation.seed = 3;
-  simulation.pca_components = 5;
-  const auto data = std::make_shared<pv::io::AnnData>(pv::simulate(simulation));
+  const auto data = pv::testing::simulated_data(60, 12, 3, 5);
   const pv::VelocityModel model(pv::make_model_data(data), pv::ModelOptions{}, 4);
   const int64_t S = 5, C = 60, G = 12, comps = 3;
 
@@ -540,12 +536,7 @@ TEST_CASE("statistics: compute_statistics agrees with the pipeline applied to ge
 }
 
 TEST_CASE("statistics: compute_statistics on a subset of cells uses those rows of X_pca and the embedding") {
-  pv::SimulationOptions simulation;
-  simulation.cells = 50;
-  simulation.genes = 10;
-  simulation.seed = 8;
-  simulation.pca_components = 4;
-  const auto data = std::make_shared<pv::io::AnnData>(pv::simulate(simulation));
+  const auto data = pv::testing::simulated_data(50, 10, 8, 4);
   const pv::VelocityModel model(pv::make_model_data(data), pv::ModelOptions{}, 2);
   pv::PosteriorOptions posterior;
   posterior.num_samples = 3;
@@ -659,12 +650,7 @@ TEST_CASE("statistics: FieldProjector gives velocity_embedding of each velocity_
 }
 
 TEST_CASE("statistics: samples held in memory, drawn twice, or cached give the same statistics") {
-  pv::SimulationOptions simulation;
-  simulation.cells = 40;
-  simulation.genes = 9;
-  simulation.seed = 21;
-  simulation.pca_components = 4;
-  const auto data = std::make_shared<pv::io::AnnData>(pv::simulate(simulation));
+  const auto data = pv::testing::simulated_data(40, 9, 21, 4);
   pv::ModelOptions model_options;
   model_options.add_offset = true;  // model2-like: u_scale among the samples
   const pv::VelocityModel model(pv::make_model_data(data), model_options, 6);
