@@ -1,6 +1,14 @@
 // Compiled with -mavx2 -mfma -fopenmp-simd -fno-math-errno (engine/CMakeLists.txt) and entered
 // only after fast_likelihood_available() has checked the CPU. Every loop over genes is branch-free
 // and calls only the inline functions of engine/vector_math.h, so that GCC vectorises it whole.
+//
+// The work of a cell is cut into many short loops over the genes, each a few dozen to ~200
+// instructions per 8 genes, passing values through per-gene scratch arrays. One loop for both
+// states' dynamics was ~500 instructions per 8 genes along a ~200-cycle chain of dependent
+// exponentials, logs and divisions: longer than the core's reorder window, so one iteration could
+// not start before the last had nearly finished. Short loops let the core overlap iterations; the
+// extra loads and stores cost less than the idle cycles they remove (22 % less time per call,
+// bench/results/fit_cpu.md).
 #include "engine/likelihood_fast.h"
 
 #include <algorithm>
@@ -47,16 +55,16 @@ struct UnsplicedSpliced {
   float u, s;
 };
 
-// One state's u, s at tau, writing the partials to out[Partial][g]. They are written here rather
-// than returned in a struct: a struct local inside an `omp simd` loop becomes a per-lane array that
-// GCC can only fill with scatters, and it then leaves the whole loop scalar.
+// One state's u, s at tau from the exponentials pb = e^-beta tau and pg = e^-gamma tau (with
+// phi and phi' for the induction state; the repression state reads only .e), writing the partials
+// to out[Partial][g]. They are written here rather than returned in a struct: a struct local inside
+// an `omp simd` loop becomes a per-lane array that GCC can only fill with scatters, and it then
+// leaves the whole loop scalar.
 template <bool kInduction>
 __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, float u0, float s0, float alpha, float beta,
-                                                                  float gamma, float* const* out, int64_t g) {
-  // The induction state needs phi(beta tau), phi(gamma tau) for its alpha terms; they come with the exponentials.
-  ExpPhi pb{}, pg{};
-  if constexpr (kInduction) pb = exp_neg_phi(beta * tau), pg = exp_neg_phi(gamma * tau);
-  const float eu = kInduction ? pb.e : exp_neg(beta * tau), es = kInduction ? pg.e : exp_neg(gamma * tau);
+                                                                  float gamma, ExpPhi pb, ExpPhi pg, float* const* out,
+                                                                  int64_t g) {
+  const float eu = pb.e, es = pg.e;
   const bool b_low = beta <= gamma;
   const float gap = b_low ? gamma - beta : beta - gamma;
   // E = e^-lo tau phi(gap tau) and e^-lo tau phi'(gap tau). Above the series e^-lo tau e^-gap tau is
@@ -97,6 +105,7 @@ enum GeneArray { gAlpha, gBeta, gGamma, gT0, gSwitch, gUScale, gU0, gS0, gUInf, 
 // Per-gene results of passes 1 and 2 for the current cell.
 enum Scratch {
   sX1, sSp1, sP1, sSigT0, sUt0, sUt1, sSt0, sSt1, sMaskU0, sMaskU1, sMaskS0, sMaskS1, sU0, sU1,
+  sTau0, sEu0, sPhiB, sDphiB, sEs0, sPhiG, sDphiG, sEu1, sEs1,  // pass 1's softplus(t - t0) and exponentials
   s0Partials, s1Partials = s0Partials + kPartials,  // each state's Partial arrays
   sGUt0 = s1Partials + kPartials, sGUt1, sGSt0, sGSt1, sGX1,
   // c log(rate) and c / rate of each count and state: 0 where the count is 0, the only place logs are taken
@@ -242,30 +251,64 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         const float rd_u = float(in.u_read_depth[b]), rd_s = float(in.s_read_depth[b]);
 
         // Pass 1: both states' dynamics with their partials, state probabilities, normalisers.
+        // 1a: e^-|t - t0| and e^-|t - switch|, parked in the arrays of the sigmoids made from them.
+#pragma omp simd
+        for (int64_t g = 0; g < G; ++g) {
+          x[sSigT0][g] = exp_neg(std::fabs(t - t0[g]));
+          x[sP1][g] = exp_neg(std::fabs(t - sw[g]));
+        }
+        // 1b: the two softplus times and sigmoids.
+#pragma omp simd
+        for (int64_t g = 0; g < G; ++g) {
+          const float a = t - t0[g], x1 = t - sw[g];
+          const float ea = x[sSigT0][g], e1 = x[sP1][g];
+          const Log1pReciprocal la = log1p_reciprocal_unit(ea), l1 = log1p_reciprocal_unit(e1);
+          const float inv_a = la.reciprocal, inv1 = l1.reciprocal;
+          x[sTau0][g] = max_f(a, 0.0f) + la.log1p;
+          x[sSp1][g] = max_f(x1, 0.0f) + l1.log1p;
+          x[sX1][g] = x1;
+          x[sP1][g] = x1 >= 0 ? inv1 : e1 * inv1;
+          x[sSigT0][g] = a >= 0 ? inv_a : ea * inv_a;
+        }
+        // 1c: each state's exponentials (with phi, phi' of the induction state's).
+#pragma omp simd
+        for (int64_t g = 0; g < G; ++g) {
+          const float tau0 = x[sTau0][g];
+          const ExpPhi pb = exp_neg_phi(beta[g] * tau0), pg = exp_neg_phi(gamma[g] * tau0);
+          x[sEu0][g] = pb.e, x[sPhiB][g] = pb.phi, x[sDphiB][g] = pb.dphi;
+          x[sEs0][g] = pg.e, x[sPhiG][g] = pg.phi, x[sDphiG][g] = pg.dphi;
+        }
+#pragma omp simd
+        for (int64_t g = 0; g < G; ++g) {
+          const float tau1 = x[sSp1][g];
+          x[sEu1][g] = exp_neg(beta[g] * tau1), x[sEs1][g] = exp_neg(gamma[g] * tau1);
+        }
+        // 1d: the induction state (k = 0).
+#pragma omp simd
+        for (int64_t g = 0; g < G; ++g) {
+          const UnsplicedSpliced d0 = dynamics_f<true>(x[sTau0][g], u0[g], s0[g], alpha[g], beta[g], gamma[g],
+                                                       ExpPhi{x[sEu0][g], x[sPhiB][g], x[sDphiB][g]},
+                                                       ExpPhi{x[sEs0][g], x[sPhiG][g], x[sDphiG][g]}, x + s0Partials, g);
+          const float uu0 = u_scale[g] * d0.u;
+          x[sUt0][g] = max_f(uu0, 0.0f) + kEps, x[sSt0][g] = max_f(d0.s, 0.0f) + kEps;
+          x[sMaskU0][g] = uu0 > 0 ? 1.0f : 0.0f, x[sMaskS0][g] = d0.s > 0 ? 1.0f : 0.0f;
+          x[sU0][g] = d0.u;
+        }
+        // 1e: the repression state (k = 1) and the normalisers.
         float norm_u = 0, norm_s = 0;
 #pragma omp simd reduction(+ : norm_u, norm_s)
         for (int64_t g = 0; g < G; ++g) {
-          const float a = t - t0[g], x1 = t - sw[g];
-          const float ea = exp_neg(std::fabs(a)), e1 = exp_neg(std::fabs(x1));
-          const Log1pReciprocal la = log1p_reciprocal_unit(ea), l1 = log1p_reciprocal_unit(e1);
-          const float sp_a = max_f(a, 0.0f) + la.log1p, sp1 = max_f(x1, 0.0f) + l1.log1p;
-          const float inv_a = la.reciprocal, inv1 = l1.reciprocal;
-          const float p1 = x1 >= 0 ? inv1 : e1 * inv1;
-          const UnsplicedSpliced d0 = dynamics_f<true>(sp_a, u0[g], s0[g], alpha[g], beta[g], gamma[g], x + s0Partials, g);
-          const UnsplicedSpliced d1 = dynamics_f<false>(sp1, u_inf[g], s_inf[g], 0.0f, beta[g], gamma[g], x + s1Partials, g);
-          const float uu0 = u_scale[g] * d0.u, uu1 = u_scale[g] * d1.u;
-          const float ut0 = max_f(uu0, 0.0f) + kEps, ut1 = max_f(uu1, 0.0f) + kEps;
-          const float st0 = max_f(d0.s, 0.0f) + kEps, st1 = max_f(d1.s, 0.0f) + kEps;
-          x[sX1][g] = x1;
-          x[sSp1][g] = sp1;
-          x[sP1][g] = p1;
-          x[sSigT0][g] = a >= 0 ? inv_a : ea * inv_a;
-          x[sUt0][g] = ut0, x[sUt1][g] = ut1, x[sSt0][g] = st0, x[sSt1][g] = st1;
-          x[sMaskU0][g] = uu0 > 0 ? 1.0f : 0.0f, x[sMaskU1][g] = uu1 > 0 ? 1.0f : 0.0f;
-          x[sMaskS0][g] = d0.s > 0 ? 1.0f : 0.0f, x[sMaskS1][g] = d1.s > 0 ? 1.0f : 0.0f;
-          x[sU0][g] = d0.u, x[sU1][g] = d1.u;
-          norm_u += (1 - p1) * ut0 + p1 * ut1;
-          norm_s += (1 - p1) * st0 + p1 * st1;
+          const UnsplicedSpliced d1 = dynamics_f<false>(x[sSp1][g], u_inf[g], s_inf[g], 0.0f, beta[g], gamma[g],
+                                                        ExpPhi{x[sEu1][g], 0.0f, 0.0f}, ExpPhi{x[sEs1][g], 0.0f, 0.0f},
+                                                        x + s1Partials, g);
+          const float uu1 = u_scale[g] * d1.u;
+          const float ut1 = max_f(uu1, 0.0f) + kEps, st1 = max_f(d1.s, 0.0f) + kEps;
+          x[sUt1][g] = ut1, x[sSt1][g] = st1;
+          x[sMaskU1][g] = uu1 > 0 ? 1.0f : 0.0f, x[sMaskS1][g] = d1.s > 0 ? 1.0f : 0.0f;
+          x[sU1][g] = d1.u;
+          const float p1 = x[sP1][g];
+          norm_u += (1 - p1) * x[sUt0][g] + p1 * ut1;
+          norm_s += (1 - p1) * x[sSt0][g] + p1 * st1;
         }
 
         // Pass 2: the Poisson log-likelihoods of both states, summed out over k; c log(rate) and
@@ -279,22 +322,33 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         nonzero_s.evaluate(x[sSt0], x[sSt1], scale_s, offset_s);
         nonzero_u.scatter(x[sLogU0], x[sLogU1], x[sRatioU0], x[sRatioU1]);
         nonzero_s.scatter(x[sLogS0], x[sLogS1], x[sRatioS0], x[sRatioS1]);
-        float cell_value = 0, a_u = 0, a_s = 0, g_rd_u = 0, g_rd_s = 0;
+        // 2a: each state's log joint; their difference and e^-|difference| overwrite x1 and
+        // softplus(x1), which nothing reads after this loop; the larger is summed.
+        float cell_hi = 0;
+#pragma omp simd reduction(+ : cell_hi)
+        for (int64_t g = 0; g < G; ++g) {
+          const float ru0 = x[sUt0][g] * scale_u + offset_u, ru1 = x[sUt1][g] * scale_u + offset_u;
+          const float rs0 = x[sSt0][g] * scale_s + offset_s, rs1 = x[sSt1][g] * scale_s + offset_s;
+          const float lu0 = x[sLogU0][g] - ru0, lu1 = x[sLogU1][g] - ru1;
+          const float ls0 = x[sLogS0][g] - rs0, ls1 = x[sLogS1][g] - rs1;
+          const float x1 = x[sX1][g], sp1 = x[sSp1][g];
+          const float term0 = -sp1 + lu0 + ls0, term1 = x1 - sp1 + lu1 + ls1;
+          cell_hi += max_f(term0, term1);
+          const float d = term0 - term1;
+          x[sX1][g] = d;
+          x[sSp1][g] = exp_neg(std::fabs(d));
+        }
+        // 2b: the logsumexp's log1p and weights, and the adjoints for pass 3.
+        float cell_value = cell_hi, a_u = 0, a_s = 0, g_rd_u = 0, g_rd_s = 0;
 #pragma omp simd reduction(+ : cell_value, a_u, a_s, g_rd_u, g_rd_s)
         for (int64_t g = 0; g < G; ++g) {
           const float ut0 = x[sUt0][g], ut1 = x[sUt1][g], st0 = x[sSt0][g], st1 = x[sSt1][g];
-          const float ru0 = ut0 * scale_u + offset_u, ru1 = ut1 * scale_u + offset_u;
-          const float rs0 = st0 * scale_s + offset_s, rs1 = st1 * scale_s + offset_s;
-          const float lu0 = x[sLogU0][g] - ru0, lu1 = x[sLogU1][g] - ru1;
-          const float ls0 = x[sLogS0][g] - rs0, ls1 = x[sLogS1][g] - rs1;
-          const float x1 = x[sX1][g], sp1 = x[sSp1][g], p1 = x[sP1][g];
-          const float term0 = -sp1 + lu0 + ls0, term1 = x1 - sp1 + lu1 + ls1;
-          const float hi = max_f(term0, term1);
-          const float e = exp_neg(std::fabs(term0 - term1));
+          const float p1 = x[sP1][g], d = x[sX1][g], e = x[sSp1][g];
+          const bool first = d > 0;  // state 0's term is the larger
           const Log1pReciprocal le = log1p_reciprocal_unit(e);
-          cell_value += hi + le.log1p;
+          cell_value += le.log1p;
           const float w_hi = le.reciprocal, w_lo = e * w_hi;
-          const float w0 = term0 > term1 ? w_hi : w_lo, w1 = term0 > term1 ? w_lo : w_hi;
+          const float w0 = first ? w_hi : w_lo, w1 = first ? w_lo : w_hi;
           x[sGX1][g] = w1 * (1 - p1) - w0 * p1;
           const float gu0 = w0 * (x[sRatioU0][g] - 1), gu1 = w1 * (x[sRatioU1][g] - 1);
           const float gs0 = w0 * (x[sRatioS0][g] - 1), gs1 = w1 * (x[sRatioS1][g] - 1);
@@ -315,31 +369,39 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         // Pass 3: the normaliser's share, then back through relu, u_scale and both dynamics.
         const float* const* d0 = x + s0Partials;
         const float* const* d1 = x + s1Partials;
+        // 3a: the induction state's share (k = 0).
         float g_t = 0;
 #pragma omp simd reduction(+ : g_t)
         for (int64_t g = 0; g < G; ++g) {
-          const float p1 = x[sP1][g], p0 = 1 - p1;
-          const float g_ut0 = x[sGUt0][g] + a_u * p0, g_ut1 = x[sGUt1][g] + a_u * p1;
-          const float g_st0 = x[sGSt0][g] + a_s * p0, g_st1 = x[sGSt1][g] + a_s * p1;
-          const float g_x1_norm = (a_u * (x[sUt1][g] - x[sUt0][g]) + a_s * (x[sSt1][g] - x[sSt0][g])) * p1 * p0;
-          const float g_uu0 = x[sMaskU0][g] * g_ut0, g_uu1 = x[sMaskU1][g] * g_ut1;
-          const float gu0 = g_uu0 * u_scale[g], gu1 = g_uu1 * u_scale[g];
-          const float gs0 = x[sMaskS0][g] * g_st0, gs1 = x[sMaskS1][g] * g_st1;
-          acc[cUScale][g] += g_uu0 * x[sU0][g] + g_uu1 * x[sU1][g];
-          const float g_tau0 = gu0 * d0[pDuTau][g] + gs0 * d0[pDsTau][g];
-          const float g_tau1 = gu1 * d1[pDuTau][g] + gs1 * d1[pDsTau][g];
+          const float p0 = 1 - x[sP1][g];
+          const float g_uu0 = x[sMaskU0][g] * (x[sGUt0][g] + a_u * p0);
+          const float gu0 = g_uu0 * u_scale[g], gs0 = x[sMaskS0][g] * (x[sGSt0][g] + a_s * p0);
+          acc[cUScale][g] += g_uu0 * x[sU0][g];
           acc[cU0][g] += gu0 * d0[pDuU0][g] + gs0 * d0[pDsU0][g];
           acc[cS0][g] += gs0 * d0[pDsS0][g];
           acc[cAlpha][g] += gu0 * d0[pDuAlpha][g] + gs0 * d0[pDsAlpha][g];
-          acc[cBeta][g] += gu0 * d0[pDuBeta][g] + gs0 * d0[pDsBeta][g] + gu1 * d1[pDuBeta][g] + gs1 * d1[pDsBeta][g];
-          acc[cGamma][g] += gs0 * d0[pDsGamma][g] + gs1 * d1[pDsGamma][g];
+          acc[cBeta][g] += gu0 * d0[pDuBeta][g] + gs0 * d0[pDsBeta][g];
+          acc[cGamma][g] += gs0 * d0[pDsGamma][g];
+          const float g_t0 = (gu0 * d0[pDuTau][g] + gs0 * d0[pDsTau][g]) * x[sSigT0][g];
+          acc[cT0][g] -= g_t0;
+          g_t += g_t0;
+        }
+        // 3b: the repression state's share (k = 1) and the switch.
+#pragma omp simd reduction(+ : g_t)
+        for (int64_t g = 0; g < G; ++g) {
+          const float p1 = x[sP1][g], p0 = 1 - p1;
+          const float g_x1_norm = (a_u * (x[sUt1][g] - x[sUt0][g]) + a_s * (x[sSt1][g] - x[sSt0][g])) * p1 * p0;
+          const float g_uu1 = x[sMaskU1][g] * (x[sGUt1][g] + a_u * p1);
+          const float gu1 = g_uu1 * u_scale[g], gs1 = x[sMaskS1][g] * (x[sGSt1][g] + a_s * p1);
+          acc[cUScale][g] += g_uu1 * x[sU1][g];
+          acc[cBeta][g] += gu1 * d1[pDuBeta][g] + gs1 * d1[pDsBeta][g];
+          acc[cGamma][g] += gs1 * d1[pDsGamma][g];
           acc[cUInf][g] += gu1 * d1[pDuU0][g] + gs1 * d1[pDsU0][g];
           acc[cSInf][g] += gs1 * d1[pDsS0][g];
-          const float g_t0 = g_tau0 * x[sSigT0][g];
-          acc[cT0][g] -= g_t0;
+          const float g_tau1 = gu1 * d1[pDuTau][g] + gs1 * d1[pDsTau][g];
           const float g_x1 = x[sGX1][g] + g_x1_norm + g_tau1 * p1;
           acc[cSwitch][g] -= g_x1;
-          g_t += g_t0 + g_x1;
+          g_t += g_x1;
         }
         grad->cell_time[b] = g_t;
         grad->u_read_depth[b] = library ? g_rd_u : 0.0;
