@@ -7,8 +7,8 @@
 // states' dynamics was ~500 instructions per 8 genes along a ~200-cycle chain of dependent
 // exponentials, logs and divisions: longer than the core's reorder window, so one iteration could
 // not start before the last had nearly finished. Short loops let the core overlap iterations; the
-// extra loads and stores cost less than the idle cycles they remove (22 % less time per call,
-// bench/results/fit_cpu.md).
+// extra loads and stores cost less than the idle cycles they remove (13 % less time per call in
+// alternating runs, bench/results/fit_cpu.md).
 #include "engine/likelihood_fast.h"
 
 #include <algorithm>
