@@ -26,26 +26,15 @@ namespace {
 using vmath::exp_neg;
 using vmath::exp_neg_phi;
 using vmath::ExpPhi;
+using vmath::gap_decay;
+using vmath::GapDecay;
 using vmath::Log1pReciprocal;
 using vmath::log1p_reciprocal_unit;
 using vmath::log_positive;
 using vmath::max_f;
-using vmath::min_f;
 
 constexpr float kEps = 1e-6f;
 constexpr int64_t kChunks = 64;  // as the reference path: thread-count independent sums
-
-// Below this argument phi(gap tau) and phi' come from their series (to x^4: error 4e-10 at the
-// threshold); above it from the closed forms, whose float cancellation is then about 1e-6 relative at worst.
-constexpr float kSeriesBelow = 0.05f;
-
-// phi(x) = (1 - e^-x)/x and phi'(x) by their Taylor series, for 0 <= x < kSeriesBelow.
-__attribute__((always_inline)) inline float phi_series(float x) {
-  return 1.0f - x * (0.5f - x * (1.0f / 6 - x * (1.0f / 24 - x * (1.0f / 120))));
-}
-__attribute__((always_inline)) inline float dphi_series(float x) {
-  return -0.5f + x * (1.0f / 3 - x * (0.125f - x * (1.0f / 30 - x * (1.0f / 144))));
-}
 
 // The partial derivatives pass 3 needs, for one state of one gene, in this order from the state's
 // first scratch array; the repression state (rate 0) leaves its alpha slots unwritten.
@@ -66,14 +55,8 @@ __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, flo
                                                                   int64_t g) {
   const float eu = pb.e, es = pg.e;
   const bool b_low = beta <= gamma;
-  const float gap = b_low ? gamma - beta : beta - gamma;
-  // E = e^-lo tau phi(gap tau) and e^-lo tau phi'(gap tau). Above the series e^-lo tau e^-gap tau is
-  // e^-hi tau, which is already known, so the gap needs no exponential of its own.
-  const float e_lo = b_low ? eu : es, e_hi = b_low ? es : eu;
-  const float x = gap * tau, inv_x = 1.0f / max_f(x, 1e-30f);
-  const float E_c = (e_lo - e_hi) * inv_x, e_dphi_c = -(E_c - e_hi) * inv_x;
-  const bool small = x < kSeriesBelow;
-  const float E = small ? e_lo * phi_series(x) : E_c, e_dphi = small ? e_lo * dphi_series(x) : e_dphi_c;
+  const GapDecay gd = gap_decay(tau, beta, gamma, eu, es);
+  const float E = gd.E, e_dphi = gd.e_dphi;
   const float tau_E = tau * E, d_lo = -tau * (E + e_dphi), d_hi = tau * e_dphi;
   const float dE_db = b_low ? d_lo : d_hi, dE_dg = b_low ? d_hi : d_lo;
   const float k = alpha - beta * u0;
