@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/error.h"
+#include "engine/vector_math.h"
 #include "kernels/dynamics.h"
 #include "kernels/math.h"
 #include "kernels/philox.h"
@@ -51,6 +52,74 @@ GeneDraw draw_genes(const VelocityModel& model, uint64_t seed, int64_t sample) {
   return draw;
 }
 
+// Per-gene inputs of a sample's cell x gene draws, in float for the vectorised loops below.
+enum GeneInput { iSwitching, iT0, iAlpha, iBeta, iGamma, iU0, iS0, iUInf, iSInf, iUScale, kGeneInputs };
+
+// One cell's state draw and (ut, st) in that state for every gene: float arithmetic over genes
+// (engine/vector_math.h) in loops that GCC vectorises, the last with both states' inputs selected
+// lane by lane. Each gene's uniform is the first of its own stream, CounterStream(seed,
+// kPosteriorCellGene, first_id + g).uniform(), the same bits as a scalar draw; the state is
+// uniform < sigmoid(x1) (repression; sigmoid in float); the dynamics are kernels/dynamics.h's
+// formula. The double comparison has a loop of its own: GCC does not vectorise a loop that mixes
+// it with the float work. No FMA in either build of this (target("avx2") below), so every CPU
+// draws the same values.
+__attribute__((always_inline)) inline void draw_cell_genes_body(uint64_t seed, uint64_t first_id, float cell_time,
+                                                                const float* const* in, int64_t genes, double* uniform,
+                                                                float* work, float* state, float* ut, float* st) {
+  const uint64_t kind = uint64_t(kPosteriorCellGene) << 48, id_mask = (uint64_t(1) << 48) - 1;
+#pragma omp simd
+  for (int64_t g = 0; g < genes; ++g) {
+    const Philox4 bits = philox_block(seed, kind | ((first_id + uint64_t(g)) & id_mask), 0);
+    // CounterStream::uniform()'s 27 + 26 bits, each converted from 32 bits (exact), so that it vectorises.
+    const double hi = double(int32_t(bits.v[0] >> 5)), lo = double(int32_t(bits.v[1] >> 6));
+    uniform[g] = (hi * 67108864.0 + lo + 0.5) * (1.0 / 9007199254740992.0);
+  }
+#pragma omp simd
+  for (int64_t g = 0; g < genes; ++g) {  // sigmoid(x1), from e^-|x1|
+    const float x1 = cell_time - in[iSwitching][g], e1 = vmath::exp_neg(std::fabs(x1));
+    const float inv = 1.0f / (1.0f + e1);
+    work[g] = x1 >= 0 ? inv : e1 * inv;
+  }
+  for (int64_t g = 0; g < genes; ++g) state[g] = uniform[g] < double(work[g]) ? 1.0f : 0.0f;
+#pragma omp simd
+  for (int64_t g = 0; g < genes; ++g) {
+    const float x1 = cell_time - in[iSwitching][g], a = cell_time - in[iT0][g];
+    const float e1 = vmath::exp_neg(std::fabs(x1)), ea = vmath::exp_neg(std::fabs(a));
+    const bool repression = state[g] != 0.0f;
+    const float y = repression ? x1 : a, ey = repression ? e1 : ea;
+    const float tau = vmath::max_f(y, 0.0f) + vmath::log1p_reciprocal_unit(ey).log1p;  // softplus(y)
+    const float beta = in[iBeta][g], gamma = in[iGamma][g];
+    // Both states' inputs are read, then chosen: a load under a condition would keep the loop scalar.
+    const float u_inf = in[iUInf][g], s_inf = in[iSInf][g], u_start = in[iU0][g], s_start = in[iS0][g];
+    const float alpha_on = in[iAlpha][g];
+    const float u0 = repression ? u_inf : u_start, s0 = repression ? s_inf : s_start;
+    const float alpha = repression ? 0.0f : alpha_on;
+    const vmath::ExpPhi pb = vmath::exp_neg_phi(beta * tau), pg = vmath::exp_neg_phi(gamma * tau);
+    const float E = vmath::gap_decay(tau, beta, gamma, pb.e, pg.e).E;
+    const float u = u0 * pb.e + alpha * tau * pb.phi;
+    const float s = s0 * pg.e + alpha * tau * pg.phi - (alpha - beta * u0) * tau * E;
+    ut[g] = u * in[iUScale][g];
+    st[g] = s;
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) void draw_cell_genes_avx2(uint64_t seed, uint64_t first_id, float cell_time,
+                                                          const float* const* in, int64_t genes, double* uniform,
+                                                          float* work, float* state, float* ut, float* st) {
+  draw_cell_genes_body(seed, first_id, cell_time, in, genes, uniform, work, state, ut, st);
+}
+#endif
+
+void draw_cell_genes(uint64_t seed, uint64_t first_id, float cell_time, const float* const* in, int64_t genes,
+                     double* uniform, float* work, float* state, float* ut, float* st) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return draw_cell_genes_avx2(seed, first_id, cell_time, in, genes, uniform, work, state, ut, st);
+#endif
+  draw_cell_genes_body(seed, first_id, cell_time, in, genes, uniform, work, state, ut, st);
+}
+
 void draw_cells(const VelocityModel& model, uint64_t seed, bool predictive_counts, const GeneDraw& genes,
                 const std::vector<int64_t>& rows, CellChunkDraw* out) {
   const ParamLayout& l = model.layout();
@@ -63,52 +132,64 @@ void draw_cells(const VelocityModel& model, uint64_t seed, bool predictive_count
   for (auto* v : {&out->u, &out->s}) v->resize(predictive_counts ? static_cast<size_t>(n * G) : 0);
   const bool nb = o.likelihood == Likelihood::kNegativeBinomial;
   const bool offset = o.add_offset;
-#pragma omp parallel for schedule(dynamic, 8)
-  for (int64_t b = 0; b < n; ++b) {
-    const int64_t row = rows[out->first + b];
-    double cell[kCellSites];
-    for (int s = 0; s < kCellSites; ++s) {
-      const int64_t i = s * C + row;
-      const double e = normal_at(seed, stream, uint64_t(i));
-      cell[s] = std::exp(p[l.cell_loc + i] + softplus(p[l.cell_raw + i]) * e);
-      out->cell[s][b] = cell[s];
-    }
-    float* state = out->state.data() + b * G;
-    float* ut = out->ut.data() + b * G;
-    float* st = out->st.data() + b * G;
-    double norm_u = 0, norm_s = 0;
-    std::vector<double> ut_pos(static_cast<size_t>(G)), st_pos(static_cast<size_t>(G));
-    for (int64_t g = 0; g < G; ++g) {
-      CounterStream rng(seed, kPosteriorCellGene, (uint64_t(out->sample) * uint64_t(C) + uint64_t(row)) * uint64_t(G) + uint64_t(g));
-      const double x1 = cell[kCellTime] - genes.switching[g];
-      const bool repression = sample_bernoulli_logit(x1, rng);
-      const double beta = genes.site[kBeta][g], gamma = genes.site[kGamma][g];
-      const Dynamics<double> d =
-          repression ? mrna_dynamics(softplus(x1), genes.u_inf[g], genes.s_inf[g], 0.0, beta, gamma)
-                     : mrna_dynamics(softplus(cell[kCellTime] - genes.site[kT0][g]), offset ? genes.site[kUOffset][g] : 0.0,
-                                     offset ? genes.site[kSOffset][g] : 0.0, genes.site[kAlpha][g], beta, gamma);
-      const double u_value = d.u * genes.site[kUScale][g];
-      state[g] = repression ? 1.0f : 0.0f;
-      ut[g] = float(u_value);
-      st[g] = float(d.s);
-      ut_pos[g] = std::max(u_value, 0.0) + kEps;
-      st_pos[g] = std::max(d.s, 0.0) + kEps;
-      norm_u += ut_pos[g];
-      norm_s += st_pos[g];
-    }
-    if (!predictive_counts) continue;
-    for (int64_t g = 0; g < G; ++g) {
-      // Each cell-gene's stream continues after its state draw.
-      CounterStream rng(seed, kPosteriorCellGene, (uint64_t(out->sample) * uint64_t(C) + uint64_t(row)) * uint64_t(G) + uint64_t(g));
-      sample_bernoulli_logit(0.0, rng);
-      const double rate_u = o.correct_library_size ? (ut_pos[g] / norm_u + kEps) * cell[kUReadDepth] : ut_pos[g];
-      const double rate_s = o.correct_library_size ? (st_pos[g] / norm_s + kEps) * cell[kSReadDepth] : st_pos[g];
-      if (nb) {
-        out->u[b * G + g] = float(sample_negative_binomial(rate_u, std::exp(p[l.dispersion_u + g]), rng));
-        out->s[b * G + g] = float(sample_negative_binomial(rate_s, std::exp(p[l.dispersion_s + g]), rng));
-      } else {
-        out->u[b * G + g] = float(sample_poisson(rate_u, rng));
-        out->s[b * G + g] = float(sample_poisson(rate_s, rng));
+  std::vector<float> inputs(static_cast<size_t>(kGeneInputs * G));
+  const float* in[kGeneInputs];
+  for (int k = 0; k < kGeneInputs; ++k) in[k] = inputs.data() + k * G;
+  for (int64_t g = 0; g < G; ++g) {
+    float* column = inputs.data() + g;
+    column[iSwitching * G] = float(genes.switching[g]);
+    column[iT0 * G] = float(genes.site[kT0][g]);
+    column[iAlpha * G] = float(genes.site[kAlpha][g]);
+    column[iBeta * G] = float(genes.site[kBeta][g]);
+    column[iGamma * G] = float(genes.site[kGamma][g]);
+    column[iU0 * G] = offset ? float(genes.site[kUOffset][g]) : 0.0f;
+    column[iS0 * G] = offset ? float(genes.site[kSOffset][g]) : 0.0f;
+    column[iUInf * G] = float(genes.u_inf[g]);
+    column[iSInf * G] = float(genes.s_inf[g]);
+    column[iUScale * G] = float(genes.site[kUScale][g]);
+  }
+#pragma omp parallel
+  {
+    std::vector<double> uniform(static_cast<size_t>(G)), ut_pos, st_pos;
+    std::vector<float> work(static_cast<size_t>(G));
+#pragma omp for schedule(dynamic, 8)
+    for (int64_t b = 0; b < n; ++b) {
+      const int64_t row = rows[out->first + b];
+      double cell[kCellSites];
+      for (int s = 0; s < kCellSites; ++s) {
+        const int64_t i = s * C + row;
+        const double e = normal_at(seed, stream, uint64_t(i));
+        cell[s] = std::exp(p[l.cell_loc + i] + softplus(p[l.cell_raw + i]) * e);
+        out->cell[s][b] = cell[s];
+      }
+      float* ut = out->ut.data() + b * G;
+      float* st = out->st.data() + b * G;
+      const uint64_t first_id = (uint64_t(out->sample) * uint64_t(C) + uint64_t(row)) * uint64_t(G);
+      draw_cell_genes(seed, first_id, float(cell[kCellTime]), in, G, uniform.data(), work.data(), out->state.data() + b * G,
+                      ut, st);
+      if (!predictive_counts) continue;
+      ut_pos.resize(static_cast<size_t>(G));
+      st_pos.resize(static_cast<size_t>(G));
+      double norm_u = 0, norm_s = 0;
+      for (int64_t g = 0; g < G; ++g) {
+        ut_pos[g] = std::max(double(ut[g]), 0.0) + kEps;
+        st_pos[g] = std::max(double(st[g]), 0.0) + kEps;
+        norm_u += ut_pos[g];
+        norm_s += st_pos[g];
+      }
+      for (int64_t g = 0; g < G; ++g) {
+        // Each cell-gene's stream continues after its state draw.
+        CounterStream rng(seed, kPosteriorCellGene, first_id + uint64_t(g));
+        sample_bernoulli_logit(0.0, rng);
+        const double rate_u = o.correct_library_size ? (ut_pos[g] / norm_u + kEps) * cell[kUReadDepth] : ut_pos[g];
+        const double rate_s = o.correct_library_size ? (st_pos[g] / norm_s + kEps) * cell[kSReadDepth] : st_pos[g];
+        if (nb) {
+          out->u[b * G + g] = float(sample_negative_binomial(rate_u, std::exp(p[l.dispersion_u + g]), rng));
+          out->s[b * G + g] = float(sample_negative_binomial(rate_s, std::exp(p[l.dispersion_s + g]), rng));
+        } else {
+          out->u[b * G + g] = float(sample_poisson(rate_u, rng));
+          out->s[b * G + g] = float(sample_poisson(rate_s, rng));
+        }
       }
     }
   }
@@ -140,10 +221,10 @@ void stream_posterior(const VelocityModel& model, const PosteriorOptions& option
            "cell index " + std::to_string(r) + " is out of range (the data has " + std::to_string(C) + " cells)");
   const int64_t n = int64_t(rows.size());
   const int64_t chunk = options.batch_size > 0 ? options.batch_size : n;
+  CellChunkDraw cells;  // reused: S x C x G floats of fresh pages per sample cost more than drawing them
   for (int64_t sample = 0; sample < options.num_samples; ++sample) {
     const GeneDraw genes = draw_genes(model, options.seed, sample);
     for (int64_t first = 0; first < n; first += chunk) {
-      CellChunkDraw cells;
       cells.sample = sample;
       cells.first = first;
       cells.count = std::min(chunk, n - first);
@@ -223,17 +304,27 @@ void PosteriorSummariser::add(const GeneDraw& genes, const CellChunkDraw& cells)
                      &m2_[cell_site_name(site)][cells.first + b]);
   float *mu_u = big_mean_["ut"].data(), *mu_s = big_mean_["st"].data(), *mu_v = big_mean_["velocity"].data();
   float *m2_u = big_m2_["ut"].data(), *m2_s = big_m2_["st"].data(), *m2_v = big_m2_["velocity"].data();
+  // The cell x gene accumulators: Welford's update as welford_update, with 1/n once instead of a
+  // division per value, written out so that the loop over genes vectorises.
+  const double inv_n = 1.0 / n;
+  const double *beta = genes.site[kBeta].data(), *gamma = genes.site[kGamma].data(), *u_scale = genes.site[kUScale].data();
 #pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < cells.count; ++b)
+  for (int64_t b = 0; b < cells.count; ++b) {
+    const float* ut_row = cells.ut.data() + b * G;
+    const float* st_row = cells.st.data() + b * G;
+    const int64_t row = (cells.first + b) * G;
+#pragma omp simd
     for (int64_t g = 0; g < G; ++g) {
-      const int64_t i = (cells.first + b) * G + g;
-      const double ut = cells.ut[b * G + g], st = cells.st[b * G + g];
-      const double v = genes.site[kBeta][g] * ut / genes.site[kUScale][g] - genes.site[kGamma][g] * st;
-      double m, q;
-      m = mu_u[i], q = m2_u[i], welford_update(ut, n, &m, &q), mu_u[i] = float(m), m2_u[i] = float(q);
-      m = mu_s[i], q = m2_s[i], welford_update(st, n, &m, &q), mu_s[i] = float(m), m2_s[i] = float(q);
-      m = mu_v[i], q = m2_v[i], welford_update(v, n, &m, &q), mu_v[i] = float(m), m2_v[i] = float(q);
+      const int64_t i = row + g;
+      const double ut = ut_row[g], st = st_row[g];
+      const double v = beta[g] * ut / u_scale[g] - gamma[g] * st;
+      const double du = ut - mu_u[i], ds = st - mu_s[i], dv = v - mu_v[i];
+      const double mu = mu_u[i] + du * inv_n, ms = mu_s[i] + ds * inv_n, mv = mu_v[i] + dv * inv_n;
+      m2_u[i] = float(m2_u[i] + du * (ut - mu)), mu_u[i] = float(mu);
+      m2_s[i] = float(m2_s[i] + ds * (st - ms)), mu_s[i] = float(ms);
+      m2_v[i] = float(m2_v[i] + dv * (v - mv)), mu_v[i] = float(mv);
     }
+  }
 }
 
 PosteriorSummary PosteriorSummariser::finish() {

@@ -12,6 +12,7 @@
 #include "engine/posterior.h"
 #include "engine/simulator.h"
 #include "engine/svi.h"
+#include "kernels/dynamics.h"
 #include "kernels/math.h"
 #if defined(_OPENMP)
 #include <omp.h>
@@ -130,6 +131,51 @@ TEST_CASE("the sampled-k estimator agrees in expectation with the exact sum over
   const double marginal = value(pv::StateMode::kMarginal, nullptr, 0);
   CHECK(marginal >= expected);
   CHECK(marginal == doctest::Approx(2 * pv::logsumexp2(term0 / 2, term1 / 2).value).epsilon(1e-12));
+}
+
+TEST_CASE("posterior cell x gene draws: states at rate sigmoid(x1), ut and st the dynamics of the drawn state") {
+  // The draws run in float over genes; here each is checked against the double formulas at the
+  // same (float) sample values: the state frequency against the summed probabilities, ut and st
+  // against kernels/dynamics.h given the drawn state.
+  auto data = simulated(60, 7, 4);
+  pv::ModelOptions o;
+  o.add_offset = true;
+  pv::VelocityModel model(pv::make_model_data(data), o, 1);
+  pv::TrainOptions t;
+  t.max_epochs = 10;
+  pv::Trainer(model, t).run();
+  pv::PosteriorOptions p;
+  p.num_samples = 200;
+  p.seed = 5;
+  p.predictive_counts = false;
+  const auto draws = pv::generate_posterior_samples(model, p);
+  const int64_t S = 200, C = 60, G = 7;
+  const auto gene = [&](const char* key, int64_t s, int64_t g) { return double(draws.at(key).values[s * G + g]); };
+  double repressed = 0, expected = 0, variance = 0, worst = 0;
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t i = (s * C + c) * G + g;
+        const double time = draws.at("cell_time").values[s * C + c];
+        const double x1 = time - gene("switching", s, g), prob = 1.0 / (1.0 + std::exp(-x1));
+        const bool repression = draws.at("cell_gene_state").values[i] == 1.0f;
+        repressed += repression, expected += prob, variance += prob * (1 - prob);
+        const pv::Dynamics<double> d =
+            repression ? pv::mrna_dynamics(pv::softplus(x1), gene("u_inf", s, g), gene("s_inf", s, g), 0.0,
+                                           gene("beta", s, g), gene("gamma", s, g))
+                       : pv::mrna_dynamics(pv::softplus(time - gene("t0", s, g)), gene("u_offset", s, g),
+                                           gene("s_offset", s, g), gene("alpha", s, g), gene("beta", s, g),
+                                           gene("gamma", s, g));
+        const double ut = d.u * gene("u_scale", s, g), st = d.s;
+        worst = std::max(worst, std::fabs(draws.at("ut").values[i] - ut) / (std::fabs(ut) + 1e-3));
+        worst = std::max(worst, std::fabs(draws.at("st").values[i] - st) / (std::fabs(st) + 1e-3));
+      }
+  MESSAGE("repression draws " << repressed << ", expected " << expected << " +- " << std::sqrt(variance)
+                              << "; worst relative error of ut, st " << worst);
+  CHECK(std::fabs(repressed - expected) < 5 * std::sqrt(variance));
+  CHECK(repressed > 0);
+  CHECK(repressed < double(S * C * G));
+  CHECK(worst < 2e-5);
 }
 
 TEST_CASE("posterior samples: keys, shapes, chunking invariance, summaries") {
