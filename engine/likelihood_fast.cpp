@@ -88,11 +88,15 @@ enum GeneArray { gAlpha, gBeta, gGamma, gT0, gSwitch, gUScale, gU0, gS0, gUInf, 
 // Per-gene results of passes 1 and 2 for the current cell.
 enum Scratch {
   sX1, sSp1, sP1, sSigT0, sUt0, sUt1, sSt0, sSt1, sMaskU0, sMaskU1, sMaskS0, sMaskS1, sU0, sU1,
-  sTau0, sEu0, sPhiB, sDphiB, sEs0, sPhiG, sDphiG, sEu1, sEs1,  // pass 1's softplus(t - t0) and exponentials
   s0Partials, s1Partials = s0Partials + kPartials,  // each state's Partial arrays
-  sGUt0 = s1Partials + kPartials, sGUt1, sGSt0, sGSt1, sGX1,
   // c log(rate) and c / rate of each count and state: 0 where the count is 0, the only place logs are taken
-  sLogU0, sLogU1, sLogS0, sLogS1, sRatioU0, sRatioU1, sRatioS0, sRatioS1, kScratch
+  sLogU0 = s1Partials + kPartials, sLogU1, sLogS0, sLogS1, sRatioU0, sRatioU1, sRatioS0, sRatioS1, kScratch,
+  // Arrays whose lives do not overlap share storage (a smaller footprint in L2): pass 1's
+  // softplus(t - t0) (read last by the induction state, before the repression state writes its
+  // mask) and exponentials take the nonzero-count arrays, refilled with 0 after pass 1; pass 2's
+  // adjoints take the ratios they are made from and a log array that pass 2a has read.
+  sTau0 = sMaskU1, sEu0 = sLogU0, sPhiB, sDphiB, sEs0, sPhiG, sDphiG, sEu1, sEs1,
+  sGUt0 = sRatioU0, sGUt1 = sRatioU1, sGSt0 = sRatioS0, sGSt1 = sRatioS1, sGX1 = sLogU0
 };
 
 // One cell's nonzero counts of one layer, as (gene, count) lists, and their c log(rate), c / rate
@@ -303,6 +307,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         const float scale_s = library ? rd_s * inv_s : 1.0f, offset_s = library ? kEps * rd_s : 0.0f;
         nonzero_u.evaluate(x[sUt0], x[sUt1], scale_u, offset_u);
         nonzero_s.evaluate(x[sSt0], x[sSt1], scale_s, offset_s);
+        std::fill(x[sLogU0], x[sRatioS1] + G, 0.0f);  // pass 1 used them; the eight are adjacent, one fill
         nonzero_u.scatter(x[sLogU0], x[sLogU1], x[sRatioU0], x[sRatioU1]);
         nonzero_s.scatter(x[sLogS0], x[sLogS1], x[sRatioS0], x[sRatioS1]);
         // 2a: each state's log joint; their difference and e^-|difference| overwrite x1 and
@@ -345,7 +350,6 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
           g_rd_s += gs0 * (st0 * inv_s + kEps) + gs1 * (st1 * inv_s + kEps);
         }
         value += double(cell_value) - data.row_log_factorial[row];
-        std::fill(x[sLogU0], x[sRatioS1] + G, 0.0f);  // the eight arrays are adjacent; one fill beats a scatter
         if (!grad) continue;
         if (!library) a_u = a_s = 0;
 
