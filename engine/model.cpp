@@ -183,8 +183,8 @@ VelocityModel::VelocityModel(ModelData data, const ModelOptions& options, uint64
   const double cell_raw = std::log(std::expm1(0.1));
   for (int64_t i = 0; i < l.gene_dim; ++i) params_[l.gene_raw + i] = gene_raw;
   const double f_sd = 1.0 / std::sqrt(double(l.rank));
-  for (int64_t i = 0; i < l.gene_dim * l.rank; ++i)
-    params_[l.gene_factor + i] = f_sd * double(normal_at(seed_, uint64_t(kInit) << 48, uint64_t(i)));
+  normals_at(seed_, uint64_t(kInit) << 48, 0, l.gene_dim * l.rank, params_.data() + l.gene_factor);
+  for (int64_t i = 0; i < l.gene_dim * l.rank; ++i) params_[l.gene_factor + i] *= f_sd;
   for (int64_t i = 0; i < kCellSites * l.cells; ++i) params_[l.cell_raw + i] = cell_raw;
   // Read depths start at their prior median (the cell's log library size) rather than at 0:
   // from 0, Adam at lr 0.01 spends ~700 steps walking them to ~log(2000) while every other
@@ -228,8 +228,8 @@ double VelocityModel::loss(const std::vector<int64_t>& batch, uint64_t draw, std
   for (int p = 0; p < particles; ++p) {
     const uint64_t stream = draw * uint64_t(particles) + uint64_t(p);
     Var<double> e1 = tape_.constant(R), e2 = tape_.constant(D);
-    for (int64_t i = 0; i < R; ++i) e1.value[i] = normal_at(seed_, (uint64_t(kGeneNoise) << 48) | stream, uint64_t(i));
-    for (int64_t i = 0; i < D; ++i) e2.value[i] = normal_at(seed_, (uint64_t(kGeneNoise) << 48) | stream, uint64_t(R + i));
+    normals_at(seed_, (uint64_t(kGeneNoise) << 48) | stream, 0, R, e1.value);
+    normals_at(seed_, (uint64_t(kGeneNoise) << 48) | stream, uint64_t(R), D, e2.value);
     const Var<double> z = lowrank_sample(tape_, loc, raw, factor, R, e1, e2);
     const Var<double> positive = ops::exp(tape_, z);
 
@@ -246,8 +246,10 @@ double VelocityModel::loss(const std::vector<int64_t>& batch, uint64_t draw, std
     Var<double> cell_z[kCellSites];
     for (int s = 0; s < kCellSites; ++s) {
       Var<double> e = tape_.constant(B);
-      for (int64_t b = 0; b < B; ++b)
-        e.value[b] = normal_at(seed_, (uint64_t(kCellNoise) << 48) | stream, uint64_t(s * C + (full ? b : rows[b])));
+      const uint64_t cell_noise = (uint64_t(kCellNoise) << 48) | stream;
+      if (full) normals_at(seed_, cell_noise, uint64_t(s * C), B, e.value);
+      else
+        for (int64_t b = 0; b < B; ++b) e.value[b] = normal_at(seed_, cell_noise, uint64_t(s * C + rows[b]));
       cell_z[s] = ops::add(tape_, cell_loc[s], ops::mul(tape_, cell_scale[s], e));
       in.cell[s] = ops::exp(tape_, cell_z[s]);
     }

@@ -21,8 +21,9 @@ GeneDraw draw_genes(const VelocityModel& model, uint64_t seed, int64_t sample) {
   const std::vector<double>& p = model.params();
   const int64_t G = l.genes, D = l.gene_dim, R = l.rank;
   const uint64_t stream = (uint64_t(kPosteriorGene) << 48) | uint64_t(sample);
-  std::vector<double> e1(static_cast<size_t>(R));
-  for (int64_t a = 0; a < R; ++a) e1[a] = normal_at(seed, stream, uint64_t(a));
+  std::vector<double> e1(static_cast<size_t>(R)), e2(static_cast<size_t>(D));
+  normals_at(seed, stream, 0, R, e1.data());
+  normals_at(seed, stream, uint64_t(R), D, e2.data());
   GeneDraw draw;
   draw.sample = sample;
   for (int s = 0; s < kGeneSites; ++s) {
@@ -30,13 +31,12 @@ GeneDraw draw_genes(const VelocityModel& model, uint64_t seed, int64_t sample) {
     draw.site[s].resize(static_cast<size_t>(G));
     for (int64_t g = 0; g < G; ++g) {
       const int64_t i = int64_t(l.site_slot[s]) * G + g;
-      double w = normal_at(seed, stream, uint64_t(R + i));
+      double w = e2[i];
       for (int64_t a = 0; a < R; ++a) w += p[l.gene_factor + i * R + a] * e1[a];
       const double z = p[l.gene_loc + i] + softplus(p[l.gene_raw + i]) * w;
       draw.site[s][g] = gene_site_positive(s) ? std::exp(z) : z;
     }
   }
-  (void)D;
   draw.u_inf.resize(static_cast<size_t>(G));
   draw.s_inf.resize(static_cast<size_t>(G));
   draw.switching.resize(static_cast<size_t>(G));

@@ -78,6 +78,18 @@ PV_HD float normal_at(uint64_t seed, uint64_t subsequence, uint64_t index) {
   return normal4(seed, subsequence, index / 4).v[index % 4];
 }
 
+// out[j] = normal_at(seed, subsequence, first + j) for j < count, each block of four drawn once
+// (normal_at alone draws a whole block, two Box-Muller pairs, for every value it returns).
+template <class T>
+PV_HD void normals_at(uint64_t seed, uint64_t subsequence, uint64_t first, int64_t count, T* out) {
+  int64_t j = 0;
+  while (j < count) {
+    const uint64_t index = first + uint64_t(j);
+    const Normal4 n = normal4(seed, subsequence, index / 4);
+    for (uint64_t k = index % 4; k < 4 && j < count; ++k, ++j) out[j] = T(n.v[k]);
+  }
+}
+
 // A uniform in (0, 1] from a 32-bit word, as curand_uniform() maps it.
 PV_HD float uniform_from_bits(uint32_t x) {
   return float(x) * 2.3283064e-10f + 2.3283064e-10f / 2.0f;

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "kernels/philox.h"
 
@@ -33,6 +34,17 @@ TEST_CASE("the stream layout is cuRAND's: block in counter words 0-1, subsequenc
   // normal_at(i) is element i % 4 of block i / 4.
   const pv::Normal4 n = pv::normal4(seed, 9, 5);
   for (int i = 0; i < 4; ++i) CHECK(pv::normal_at(seed, 9, 20 + i) == n.v[i]);
+}
+
+TEST_CASE("normals_at fills a run of normal_at values, drawing each block once") {
+  // Every start modulo 4 and lengths that end inside, at and past a block boundary.
+  for (uint64_t first = 0; first < 6; ++first)
+    for (int64_t count : {0, 1, 3, 4, 5, 9, 17}) {
+      std::vector<double> out(static_cast<size_t>(count) + 1, -1.0);
+      pv::normals_at(77, 11, first, count, out.data());
+      for (int64_t j = 0; j < count; ++j) CHECK(out[j] == double(pv::normal_at(77, 11, first + uint64_t(j))));
+      CHECK(out[count] == -1.0);  // nothing written past the run
+    }
 }
 
 TEST_CASE("Box-Muller follows cuRAND's host formula") {
