@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "engine/error.h"
@@ -48,8 +49,9 @@ struct UnsplicedSpliced {
 // phi and phi' for the induction state; the repression state reads only .e), writing the partials
 // to out[Partial][g]. They are written here rather than returned in a struct: a struct local inside
 // an `omp simd` loop becomes a per-lane array that GCC can only fill with scatters, and it then
-// leaves the whole loop scalar.
-template <bool kInduction>
+// leaves the whole loop scalar. kStart false: the state starts from the constant 0 (the induction
+// state without offsets), so the partials in u0, s0 are left unwritten.
+template <bool kInduction, bool kStart = true>
 __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, float u0, float s0, float alpha, float beta,
                                                                   float gamma, ExpPhi pb, ExpPhi pg, float* const* out,
                                                                   int64_t g) {
@@ -60,9 +62,11 @@ __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, flo
   const float tau_E = tau * E, d_lo = -tau * (E + e_dphi), d_hi = tau * e_dphi;
   const float dE_db = b_low ? d_lo : d_hi, dE_dg = b_low ? d_hi : d_lo;
   const float k = alpha - beta * u0;
-  out[pDuU0][g] = eu;
-  out[pDsU0][g] = beta * tau_E;
-  out[pDsS0][g] = es;
+  if constexpr (kStart) {
+    out[pDuU0][g] = eu;
+    out[pDsU0][g] = beta * tau_E;
+    out[pDsS0][g] = es;
+  }
   out[pDsBeta][g] = u0 * tau_E - k * tau * dE_db;
   float u = u0 * eu, s = s0 * es - k * tau_E;
   float du_beta = -tau * u0 * eu, ds_gamma = -s0 * tau * es - k * tau * dE_dg;
@@ -177,7 +181,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
   require(fast_likelihood_covers(o), PV_ERR_INTERNAL, "the fast likelihood does not cover these options");
   require(data.row_log_factorial != nullptr, PV_ERR_INTERNAL, "the fast likelihood needs the per-cell log-factorials");
   const int64_t G = data.genes(), B = in.batch;
-  const bool library = o.correct_library_size;
+  const bool library = o.correct_library_size, offset = o.add_offset;
   const double* const* gene = in.gene;
 
   // Gene-level inputs and the state at the switch (in double, once per step).
@@ -270,17 +274,24 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
           const float tau1 = x[sSp1][g];
           x[sEu1][g] = exp_neg(beta[g] * tau1), x[sEs1][g] = exp_neg(gamma[g] * tau1);
         }
-        // 1d: the induction state (k = 0).
+        // 1d: the induction state (k = 0); without offsets it starts from 0, and nothing is
+        // differentiated in its start (one version of the loop for each case).
+        const auto induction_state = [&](auto with_offset) {
+          constexpr bool kOffset = decltype(with_offset)::value;
 #pragma omp simd
-        for (int64_t g = 0; g < G; ++g) {
-          const UnsplicedSpliced d0 = dynamics_f<true>(x[sTau0][g], u0[g], s0[g], alpha[g], beta[g], gamma[g],
-                                                       ExpPhi{x[sEu0][g], x[sPhiB][g], x[sDphiB][g]},
-                                                       ExpPhi{x[sEs0][g], x[sPhiG][g], x[sDphiG][g]}, x + s0Partials, g);
-          const float uu0 = u_scale[g] * d0.u;
-          x[sUt0][g] = max_f(uu0, 0.0f) + kEps, x[sSt0][g] = max_f(d0.s, 0.0f) + kEps;
-          x[sMaskU0][g] = uu0 > 0 ? 1.0f : 0.0f, x[sMaskS0][g] = d0.s > 0 ? 1.0f : 0.0f;
-          x[sU0][g] = d0.u;
-        }
+          for (int64_t g = 0; g < G; ++g) {
+            const UnsplicedSpliced d0 = dynamics_f<true, kOffset>(
+                x[sTau0][g], kOffset ? u0[g] : 0.0f, kOffset ? s0[g] : 0.0f, alpha[g], beta[g], gamma[g],
+                ExpPhi{x[sEu0][g], x[sPhiB][g], x[sDphiB][g]}, ExpPhi{x[sEs0][g], x[sPhiG][g], x[sDphiG][g]},
+                x + s0Partials, g);
+            const float uu0 = u_scale[g] * d0.u;
+            x[sUt0][g] = max_f(uu0, 0.0f) + kEps, x[sSt0][g] = max_f(d0.s, 0.0f) + kEps;
+            x[sMaskU0][g] = uu0 > 0 ? 1.0f : 0.0f, x[sMaskS0][g] = d0.s > 0 ? 1.0f : 0.0f;
+            x[sU0][g] = d0.u;
+          }
+        };
+        if (offset) induction_state(std::true_type{});
+        else induction_state(std::false_type{});
         // 1e: the repression state (k = 1) and the normalisers.
         float norm_u = 0, norm_s = 0;
 #pragma omp simd reduction(+ : norm_u, norm_s)
@@ -356,23 +367,30 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         // Pass 3: the normaliser's share, then back through relu, u_scale and both dynamics.
         const float* const* d0 = x + s0Partials;
         const float* const* d1 = x + s1Partials;
-        // 3a: the induction state's share (k = 0).
-        float g_t = 0;
-#pragma omp simd reduction(+ : g_t)
-        for (int64_t g = 0; g < G; ++g) {
-          const float p0 = 1 - x[sP1][g];
-          const float g_uu0 = x[sMaskU0][g] * (x[sGUt0][g] + a_u * p0);
-          const float gu0 = g_uu0 * u_scale[g], gs0 = x[sMaskS0][g] * (x[sGSt0][g] + a_s * p0);
-          acc[cUScale][g] += g_uu0 * x[sU0][g];
-          acc[cU0][g] += gu0 * d0[pDuU0][g] + gs0 * d0[pDsU0][g];
-          acc[cS0][g] += gs0 * d0[pDsS0][g];
-          acc[cAlpha][g] += gu0 * d0[pDuAlpha][g] + gs0 * d0[pDsAlpha][g];
-          acc[cBeta][g] += gu0 * d0[pDuBeta][g] + gs0 * d0[pDsBeta][g];
-          acc[cGamma][g] += gs0 * d0[pDsGamma][g];
-          const float g_t0 = (gu0 * d0[pDuTau][g] + gs0 * d0[pDsTau][g]) * x[sSigT0][g];
-          acc[cT0][g] -= g_t0;
-          g_t += g_t0;
-        }
+        // 3a: the induction state's share (k = 0); the offsets' only with offsets.
+        const auto induction_share = [&](auto with_offset) {
+          constexpr bool kOffset = decltype(with_offset)::value;
+          float sum_t = 0;
+#pragma omp simd reduction(+ : sum_t)
+          for (int64_t g = 0; g < G; ++g) {
+            const float p0 = 1 - x[sP1][g];
+            const float g_uu0 = x[sMaskU0][g] * (x[sGUt0][g] + a_u * p0);
+            const float gu0 = g_uu0 * u_scale[g], gs0 = x[sMaskS0][g] * (x[sGSt0][g] + a_s * p0);
+            acc[cUScale][g] += g_uu0 * x[sU0][g];
+            if constexpr (kOffset) {
+              acc[cU0][g] += gu0 * d0[pDuU0][g] + gs0 * d0[pDsU0][g];
+              acc[cS0][g] += gs0 * d0[pDsS0][g];
+            }
+            acc[cAlpha][g] += gu0 * d0[pDuAlpha][g] + gs0 * d0[pDsAlpha][g];
+            acc[cBeta][g] += gu0 * d0[pDuBeta][g] + gs0 * d0[pDsBeta][g];
+            acc[cGamma][g] += gs0 * d0[pDsGamma][g];
+            const float g_t0 = (gu0 * d0[pDuTau][g] + gs0 * d0[pDsTau][g]) * x[sSigT0][g];
+            acc[cT0][g] -= g_t0;
+            sum_t += g_t0;
+          }
+          return sum_t;
+        };
+        float g_t = offset ? induction_share(std::true_type{}) : induction_share(std::false_type{});
         // 3b: the repression state's share (k = 1) and the switch.
 #pragma omp simd reduction(+ : g_t)
         for (int64_t g = 0; g < G; ++g) {
