@@ -337,9 +337,11 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
           x[sX1][g] = d;
           x[sSp1][g] = exp_neg(std::fabs(d));
         }
-        // 2b: the logsumexp's log1p and weights, and the adjoints for pass 3.
-        float cell_value = cell_hi, a_u = 0, a_s = 0, g_rd_u = 0, g_rd_s = 0;
-#pragma omp simd reduction(+ : cell_value, a_u, a_s, g_rd_u, g_rd_s)
+        // 2b: the logsumexp's log1p and weights, and the adjoints for pass 3. The normalisers' and
+        // read depths' adjoints need only sum_g (g0 ut0 + g1 ut1) and sum_g (g0 + g1) per layer:
+        // d rate / d N = -depth ut / N^2 and d rate / d depth = ut / N + eps.
+        float cell_value = cell_hi, ug_u = 0, g_u = 0, ug_s = 0, g_s = 0;
+#pragma omp simd reduction(+ : cell_value, ug_u, g_u, ug_s, g_s)
         for (int64_t g = 0; g < G; ++g) {
           const float ut0 = x[sUt0][g], ut1 = x[sUt1][g], st0 = x[sSt0][g], st1 = x[sSt1][g];
           const float p1 = x[sP1][g], d = x[sX1][g], e = x[sSp1][g];
@@ -355,14 +357,13 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
           x[sGUt1][g] = gu1 * scale_u;
           x[sGSt0][g] = gs0 * scale_s;
           x[sGSt1][g] = gs1 * scale_s;
-          a_u -= (gu0 * ut0 + gu1 * ut1) * rd_u * inv_u * inv_u;
-          a_s -= (gs0 * st0 + gs1 * st1) * rd_s * inv_s * inv_s;
-          g_rd_u += gu0 * (ut0 * inv_u + kEps) + gu1 * (ut1 * inv_u + kEps);
-          g_rd_s += gs0 * (st0 * inv_s + kEps) + gs1 * (st1 * inv_s + kEps);
+          ug_u += gu0 * ut0 + gu1 * ut1, g_u += gu0 + gu1;
+          ug_s += gs0 * st0 + gs1 * st1, g_s += gs0 + gs1;
         }
         value += double(cell_value) - data.row_log_factorial[row];
         if (!grad) continue;
-        if (!library) a_u = a_s = 0;
+        const float a_u = library ? -ug_u * rd_u * inv_u * inv_u : 0.0f, a_s = library ? -ug_s * rd_s * inv_s * inv_s : 0.0f;
+        const float g_rd_u = ug_u * inv_u + kEps * g_u, g_rd_s = ug_s * inv_s + kEps * g_s;
 
         // Pass 3: the normaliser's share, then back through relu, u_scale and both dynamics.
         const float* const* d0 = x + s0Partials;
