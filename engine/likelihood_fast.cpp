@@ -93,14 +93,17 @@ enum GeneArray { gAlpha, gBeta, gGamma, gT0, gSwitch, gUScale, gU0, gS0, gUInf, 
 enum Scratch {
   sX1, sSp1, sP1, sSigT0, sUt0, sUt1, sSt0, sSt1, sMaskU0, sMaskU1, sMaskS0, sMaskS1, sU0, sU1,
   s0Partials, s1Partials = s0Partials + kPartials,  // each state's Partial arrays
-  // c log(rate) and c / rate of each count and state: 0 where the count is 0, the only place logs are taken
-  sLogU0 = s1Partials + kPartials, sLogU1, sLogS0, sLogS1, sRatioU0, sRatioU1, sRatioS0, sRatioS1, kScratch,
+  // Each state's c_u log(rate_u) + c_s log(rate_s), and c / rate of each count and state: 0 where
+  // the counts are 0, the only place logs are taken
+  sLog0 = s1Partials + kPartials, sLog1, sRatioU0, sRatioU1, sRatioS0, sRatioS1, kScratch,
   // Arrays whose lives do not overlap share storage (a smaller footprint in L2): pass 1's
   // softplus(t - t0) (read last by the induction state, before the repression state writes its
-  // mask) and exponentials take the nonzero-count arrays, refilled with 0 after pass 1; pass 2's
-  // adjoints take the ratios they are made from and a log array that pass 2a has read.
-  sTau0 = sMaskU1, sEu0 = sLogU0, sPhiB, sDphiB, sEs0, sPhiG, sDphiG, sEu1, sEs1,
-  sGUt0 = sRatioU0, sGUt1 = sRatioU1, sGSt0 = sRatioS0, sGSt1 = sRatioS1, sGX1 = sLogU0
+  // mask) and the induction state's exponentials take arrays that the repression state writes
+  // after the induction state has read them; the repression state's exponentials take the log
+  // arrays, refilled with 0 after pass 1; pass 2's adjoints take the ratios they are made from
+  // and a log array that pass 2a has read.
+  sTau0 = sMaskU1, sEu0 = s1Partials, sPhiB, sDphiB, sEs0, sPhiG, sDphiG, sEu1 = sLog0, sEs1,
+  sGUt0 = sRatioU0, sGUt1 = sRatioU1, sGSt0 = sRatioS0, sGSt1 = sRatioS1, sGX1 = sLog0
 };
 
 // One cell's nonzero counts of one layer, as (gene, count) lists, and their c log(rate), c / rate
@@ -151,11 +154,11 @@ struct RowNonzeros {
     }
   }
 
-  // Writes the four per-state arrays at the nonzero genes.
+  // Adds the logs into the two per-state sums and writes the two ratios, at the nonzero genes.
   void scatter(float* l0, float* l1, float* q0, float* q1) const {
     for (int64_t p = 0; p < size; ++p) {
       const int32_t g = gene[p];
-      l0[g] = log0[p], l1[g] = log1[p], q0[g] = ratio0[p], q1[g] = ratio1[p];
+      l0[g] += log0[p], l1[g] += log1[p], q0[g] = ratio0[p], q1[g] = ratio1[p];
     }
   }
 };
@@ -318,9 +321,9 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         const float scale_s = library ? rd_s * inv_s : 1.0f, offset_s = library ? kEps * rd_s : 0.0f;
         nonzero_u.evaluate(x[sUt0], x[sUt1], scale_u, offset_u);
         nonzero_s.evaluate(x[sSt0], x[sSt1], scale_s, offset_s);
-        std::fill(x[sLogU0], x[sRatioS1] + G, 0.0f);  // pass 1 used them; the eight are adjacent, one fill
-        nonzero_u.scatter(x[sLogU0], x[sLogU1], x[sRatioU0], x[sRatioU1]);
-        nonzero_s.scatter(x[sLogS0], x[sLogS1], x[sRatioS0], x[sRatioS1]);
+        std::fill(x[sLog0], x[sRatioS1] + G, 0.0f);  // pass 1 used two of them; the six are adjacent, one fill
+        nonzero_u.scatter(x[sLog0], x[sLog1], x[sRatioU0], x[sRatioU1]);
+        nonzero_s.scatter(x[sLog0], x[sLog1], x[sRatioS0], x[sRatioS1]);
         // 2a: each state's log joint; their difference and e^-|difference| overwrite x1 and
         // softplus(x1), which nothing reads after this loop; the larger is summed.
         float cell_hi = 0;
@@ -328,10 +331,8 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         for (int64_t g = 0; g < G; ++g) {
           const float ru0 = x[sUt0][g] * scale_u + offset_u, ru1 = x[sUt1][g] * scale_u + offset_u;
           const float rs0 = x[sSt0][g] * scale_s + offset_s, rs1 = x[sSt1][g] * scale_s + offset_s;
-          const float lu0 = x[sLogU0][g] - ru0, lu1 = x[sLogU1][g] - ru1;
-          const float ls0 = x[sLogS0][g] - rs0, ls1 = x[sLogS1][g] - rs1;
           const float x1 = x[sX1][g], sp1 = x[sSp1][g];
-          const float term0 = -sp1 + lu0 + ls0, term1 = x1 - sp1 + lu1 + ls1;
+          const float term0 = -sp1 + (x[sLog0][g] - ru0 - rs0), term1 = x1 - sp1 + (x[sLog1][g] - ru1 - rs1);
           cell_hi += max_f(term0, term1);
           const float d = term0 - term1;
           x[sX1][g] = d;
