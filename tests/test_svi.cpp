@@ -29,6 +29,17 @@ std::shared_ptr<pv::io::AnnData> simulated(int64_t cells, int64_t genes, uint64_
   return std::make_shared<pv::io::AnnData>(pv::simulate(o));
 }
 
+// A model with offsets on a small simulation, after 10 epochs: the posterior tests' subject.
+std::unique_ptr<pv::VelocityModel> small_trained_model() {
+  pv::ModelOptions o;
+  o.add_offset = true;
+  auto model = std::make_unique<pv::VelocityModel>(pv::make_model_data(simulated(60, 7, 4)), o, 1);
+  pv::TrainOptions t;
+  t.max_epochs = 10;
+  pv::Trainer(*model, t).run();
+  return model;
+}
+
 std::vector<double> column(const pv::io::DataFrame& frame, const std::string& name) {
   for (const auto& c : frame.columns)
     if (c.name == name) return c.numeric;
@@ -137,13 +148,8 @@ TEST_CASE("posterior cell x gene draws: states at rate sigmoid(x1), ut and st th
   // The draws run in float over genes; here each is checked against the double formulas at the
   // same (float) sample values: the state frequency against the summed probabilities, ut and st
   // against kernels/dynamics.h given the drawn state.
-  auto data = simulated(60, 7, 4);
-  pv::ModelOptions o;
-  o.add_offset = true;
-  pv::VelocityModel model(pv::make_model_data(data), o, 1);
-  pv::TrainOptions t;
-  t.max_epochs = 10;
-  pv::Trainer(model, t).run();
+  const auto model_owner = small_trained_model();
+  const pv::VelocityModel& model = *model_owner;
   pv::PosteriorOptions p;
   p.num_samples = 200;
   p.seed = 5;
@@ -179,13 +185,8 @@ TEST_CASE("posterior cell x gene draws: states at rate sigmoid(x1), ut and st th
 }
 
 TEST_CASE("posterior samples: keys, shapes, chunking invariance, summaries") {
-  auto data = simulated(60, 7, 4);
-  pv::ModelOptions o;
-  o.add_offset = true;
-  pv::VelocityModel model(pv::make_model_data(data), o, 1);
-  pv::TrainOptions t;
-  t.max_epochs = 10;
-  pv::Trainer(model, t).run();
+  const auto model_owner = small_trained_model();
+  const pv::VelocityModel& model = *model_owner;
   pv::PosteriorOptions p;
   p.num_samples = 5;
   p.seed = 3;
