@@ -70,9 +70,7 @@ __attribute__((always_inline)) inline void draw_cell_genes_body(uint64_t seed, u
 #pragma omp simd
   for (int64_t g = 0; g < genes; ++g) {
     const Philox4 bits = philox_block(seed, kind | ((first_id + uint64_t(g)) & id_mask), 0);
-    // CounterStream::uniform()'s 27 + 26 bits, each converted from 32 bits (exact), so that it vectorises.
-    const double hi = double(int32_t(bits.v[0] >> 5)), lo = double(int32_t(bits.v[1] >> 6));
-    uniform[g] = (hi * 67108864.0 + lo + 0.5) * (1.0 / 9007199254740992.0);
+    uniform[g] = uniform_from_words(bits.v[0], bits.v[1]);  // CounterStream's first uniform
   }
 #pragma omp simd
   for (int64_t g = 0; g < genes; ++g) {  // sigmoid(x1), from e^-|x1|

@@ -10,6 +10,13 @@
 
 namespace pv {
 
+// A uniform in (0, 1), never 0 or 1, with 53 random bits: 27 from `first` and 26 from `second`.
+// Each part is converted from a 32-bit integer (exact), so that a loop of it vectorises.
+PV_HD double uniform_from_words(uint32_t first, uint32_t second) {
+  const double hi = double(int32_t(first >> 5)), lo = double(int32_t(second >> 6));
+  return (hi * 67108864.0 + lo + 0.5) * (1.0 / 9007199254740992.0);
+}
+
 // A private sequence of 32-bit words for one (kind, id): subsequence = kind << 48 | id, blocks
 // consumed in order. Kinds keep unrelated draws (gene latents, cell times, counts...) apart.
 class CounterStream {
@@ -24,10 +31,10 @@ class CounterStream {
     }
     return bits_.v[used_++];
   }
-  // Uniform in (0, 1), never 0 or 1, with 53 random bits.
+  // Uniform in (0, 1), never 0 or 1, from the next two words (uniform_from_words).
   PV_HD double uniform() {
-    const uint64_t hi = next_bits() >> 5, lo = next_bits() >> 6;  // 27 + 26 bits
-    return (double(hi * 67108864ull + lo) + 0.5) * (1.0 / 9007199254740992.0);
+    const uint32_t first = next_bits();
+    return uniform_from_words(first, next_bits());
   }
   PV_HD double normal() {
     using std::cos; using std::log; using std::sqrt;
