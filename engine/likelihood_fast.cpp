@@ -53,23 +53,20 @@ struct UnsplicedSpliced {
 // state without offsets), so the partials in u0, s0 are left unwritten.
 template <bool kInduction, bool kStart = true>
 __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, float u0, float s0, float alpha, float beta,
-                                                                  float gamma, ExpPhi pb, ExpPhi pg, float* const* out,
+                                                                  float gamma, float inv_gap, ExpPhi pb, ExpPhi pg, float* const* out,
                                                                   int64_t g) {
   const float eu = pb.e, es = pg.e;
-  const bool b_low = beta <= gamma;
-  const GapDecay gd = gap_decay(tau, beta, gamma, eu, es);
-  const float E = gd.E, e_dphi = gd.e_dphi;
-  const float tau_E = tau * E, d_lo = -tau * (E + e_dphi), d_hi = tau * e_dphi;
-  const float dE_db = b_low ? d_lo : d_hi, dE_dg = b_low ? d_hi : d_lo;
+  const GapDecay gd = gap_decay(tau, beta, gamma, inv_gap, eu, es);
+  const float tau_E = gd.tau_E;
   const float k = alpha - beta * u0;
   if constexpr (kStart) {
     out[pDuU0][g] = eu;
     out[pDsU0][g] = beta * tau_E;
     out[pDsS0][g] = es;
   }
-  out[pDsBeta][g] = u0 * tau_E - k * tau * dE_db;
+  out[pDsBeta][g] = u0 * tau_E - k * gd.tau_dE_dbeta;
   float u = u0 * eu, s = s0 * es - k * tau_E;
-  float du_beta = -tau * u0 * eu, ds_gamma = -s0 * tau * es - k * tau * dE_dg;
+  float du_beta = -tau * u0 * eu, ds_gamma = -s0 * tau * es - k * gd.tau_dE_dgamma;
   if constexpr (kInduction) {  // the terms in alpha, which the repression state (rate 0) does without
     u += alpha * tau * pb.phi;
     s += alpha * tau * pg.phi;
@@ -87,7 +84,7 @@ __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, flo
 }
 
 // Per-gene inputs of the step, as float arrays.
-enum GeneArray { gAlpha, gBeta, gGamma, gT0, gSwitch, gUScale, gU0, gS0, gUInf, gSInf, kGeneArrays };
+enum GeneArray { gAlpha, gBeta, gGamma, gInvGap, gT0, gSwitch, gUScale, gU0, gS0, gUInf, gSInf, kGeneArrays };
 
 // Per-gene results of passes 1 and 2 for the current cell.
 enum Scratch {
@@ -196,6 +193,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
     gv[gAlpha][g] = float(gene[kAlpha][g]);
     gv[gBeta][g] = float(gene[kBeta][g]);
     gv[gGamma][g] = float(gene[kGamma][g]);
+    gv[gInvGap][g] = vmath::inverse_gap(gene[kBeta][g], gene[kGamma][g]);
     gv[gT0][g] = float(gene[kT0][g]);
     gv[gSwitch][g] = float(gene[kT0][g] + gene[kDtSwitching][g]);
     gv[gUScale][g] = float(gene[kUScale][g]);
@@ -223,6 +221,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
     const float* alpha = gv[gAlpha].data();
     const float* beta = gv[gBeta].data();
     const float* gamma = gv[gGamma].data();
+    const float* inv_gap = gv[gInvGap].data();
     const float* t0 = gv[gT0].data();
     const float* sw = gv[gSwitch].data();
     const float* u_scale = gv[gUScale].data();
@@ -284,7 +283,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
 #pragma omp simd
           for (int64_t g = 0; g < G; ++g) {
             const UnsplicedSpliced d0 = dynamics_f<true, kOffset>(
-                x[sTau0][g], kOffset ? u0[g] : 0.0f, kOffset ? s0[g] : 0.0f, alpha[g], beta[g], gamma[g],
+                x[sTau0][g], kOffset ? u0[g] : 0.0f, kOffset ? s0[g] : 0.0f, alpha[g], beta[g], gamma[g], inv_gap[g],
                 ExpPhi{x[sEu0][g], x[sPhiB][g], x[sDphiB][g]}, ExpPhi{x[sEs0][g], x[sPhiG][g], x[sDphiG][g]},
                 x + s0Partials, g);
             const float uu0 = u_scale[g] * d0.u;
@@ -299,7 +298,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         float norm_u = 0, norm_s = 0;
 #pragma omp simd reduction(+ : norm_u, norm_s)
         for (int64_t g = 0; g < G; ++g) {
-          const UnsplicedSpliced d1 = dynamics_f<false>(x[sSp1][g], u_inf[g], s_inf[g], 0.0f, beta[g], gamma[g],
+          const UnsplicedSpliced d1 = dynamics_f<false>(x[sSp1][g], u_inf[g], s_inf[g], 0.0f, beta[g], gamma[g], inv_gap[g],
                                                         ExpPhi{x[sEu1][g], 0.0f, 0.0f}, ExpPhi{x[sEs1][g], 0.0f, 0.0f},
                                                         x + s1Partials, g);
           const float uu1 = u_scale[g] * d1.u;

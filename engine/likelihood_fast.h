@@ -1,5 +1,5 @@
 // A float32, structure-of-arrays evaluation of the fused likelihood, vectorised over genes (AVX2
-// with glibc's vector exp/log). It covers the default configuration (Poisson counts, k summed
+// and FMA, with the inline exp/log of engine/vector_math.h). It covers the default configuration (Poisson counts, k summed
 // out, with or without library-size correction and offsets); engine/likelihood.cpp's double
 // path stays the reference it is tested against, and is used for everything else.
 #pragma once

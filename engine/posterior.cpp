@@ -53,7 +53,7 @@ GeneDraw draw_genes(const VelocityModel& model, uint64_t seed, int64_t sample) {
 }
 
 // Per-gene inputs of a sample's cell x gene draws, in float for the vectorised loops below.
-enum GeneInput { iSwitching, iT0, iAlpha, iBeta, iGamma, iU0, iS0, iUInf, iSInf, iUScale, kGeneInputs };
+enum GeneInput { iSwitching, iT0, iAlpha, iBeta, iGamma, iInvGap, iU0, iS0, iUInf, iSInf, iUScale, kGeneInputs };
 
 // One cell's state draw and (ut, st) in that state for every gene: float arithmetic over genes
 // (engine/vector_math.h) in loops that GCC vectorises, the last with both states' inputs selected
@@ -93,9 +93,9 @@ __attribute__((always_inline)) inline void draw_cell_genes_body(uint64_t seed, u
     const float u0 = repression ? u_inf : u_start, s0 = repression ? s_inf : s_start;
     const float alpha = repression ? 0.0f : alpha_on;
     const vmath::ExpPhi pb = vmath::exp_neg_phi(beta * tau), pg = vmath::exp_neg_phi(gamma * tau);
-    const float E = vmath::gap_decay(tau, beta, gamma, pb.e, pg.e).E;
+    const float tau_E = vmath::gap_decay(tau, beta, gamma, in[iInvGap][g], pb.e, pg.e).tau_E;
     const float u = u0 * pb.e + alpha * tau * pb.phi;
-    const float s = s0 * pg.e + alpha * tau * pg.phi - (alpha - beta * u0) * tau * E;
+    const float s = s0 * pg.e + alpha * tau * pg.phi - (alpha - beta * u0) * tau_E;
     ut[g] = u * in[iUScale][g];
     st[g] = s;
   }
@@ -140,6 +140,7 @@ void draw_cells(const VelocityModel& model, uint64_t seed, bool predictive_count
     column[iAlpha * G] = float(genes.site[kAlpha][g]);
     column[iBeta * G] = float(genes.site[kBeta][g]);
     column[iGamma * G] = float(genes.site[kGamma][g]);
+    column[iInvGap * G] = vmath::inverse_gap(genes.site[kBeta][g], genes.site[kGamma][g]);
     column[iU0 * G] = offset ? float(genes.site[kUOffset][g]) : 0.0f;
     column[iS0 * G] = offset ? float(genes.site[kSOffset][g]) : 0.0f;
     column[iUInf * G] = float(genes.u_inf[g]);

@@ -101,7 +101,7 @@ __attribute__((always_inline)) inline Log1pReciprocal log1p_reciprocal_unit(floa
 // threshold); above it from the closed forms, whose float cancellation is then about 1e-6 relative at worst.
 constexpr float kSeriesBelow = 0.05f;
 
-// phi(x) = (1 - e^-x)/x and phi'(x) by their Taylor series, for 0 <= x < kSeriesBelow.
+// phi(x) = (1 - e^-x)/x and phi'(x) by their Taylor series, for |x| < kSeriesBelow.
 __attribute__((always_inline)) inline float phi_series(float x) {
   return 1.0f - x * (0.5f - x * (1.0f / 6 - x * (1.0f / 24 - x * (1.0f / 120))));
 }
@@ -109,21 +109,30 @@ __attribute__((always_inline)) inline float dphi_series(float x) {
   return -0.5f + x * (1.0f / 3 - x * (0.125f - x * (1.0f / 30 - x * (1.0f / 144))));
 }
 
-// E = e^-lo tau phi(gap tau) and e^-lo tau phi'(gap tau), for lo, hi = min, max(beta, gamma) and
-// gap = hi - lo, from eu = e^-beta tau and es = e^-gamma tau (kernels/dynamics.h's E and its
-// derivative factor). Above the series e^-lo tau e^-gap tau is e^-hi tau, which is already known,
-// so the gap needs no exponential of its own.
+// tau E, for E = (e^-beta tau - e^-gamma tau) / ((gamma - beta) tau) (kernels/dynamics.h's E,
+// written without ordering the rates), and tau dE/dbeta, tau dE/dgamma, from eu = e^-beta tau,
+// es = e^-gamma tau and inv_gap = 1 / (gamma - beta), a per-gene constant: then the closed forms
+// need no division. With y = (gamma - beta) tau of either sign, E = eu phi(y); for small |y| phi(y)
+// and phi'(y) come from their series, where the closed forms would cancel.
 struct GapDecay {
-  float E, e_dphi;
+  float tau_E, tau_dE_dbeta, tau_dE_dgamma;
 };
-__attribute__((always_inline)) inline GapDecay gap_decay(float tau, float beta, float gamma, float eu, float es) {
-  const bool b_low = beta <= gamma;
-  const float gap = b_low ? gamma - beta : beta - gamma;
-  const float e_lo = b_low ? eu : es, e_hi = b_low ? es : eu;
-  const float x = gap * tau, inv_x = 1.0f / max_f(x, 1e-30f);
-  const float E_c = (e_lo - e_hi) * inv_x, e_dphi_c = -(E_c - e_hi) * inv_x;
-  const bool small = x < kSeriesBelow;
-  return {small ? e_lo * phi_series(x) : E_c, small ? e_lo * dphi_series(x) : e_dphi_c};
+__attribute__((always_inline)) inline GapDecay gap_decay(float tau, float beta, float gamma, float inv_gap, float eu,
+                                                         float es) {
+  const float y = (gamma - beta) * tau;
+  const bool small = y < kSeriesBelow && y > -kSeriesBelow;
+  // Series: tau dE/dbeta = -tau^2 (E + eu phi'(y)), tau dE/dgamma = tau^2 eu phi'(y).
+  const float tau_E_s = tau * eu * phi_series(y), tau2_e_dphi = tau * tau * eu * dphi_series(y);
+  // Closed: tau E = (eu - es) / (gamma - beta), tau dE/dbeta = (tau E - tau eu) / (gamma - beta),
+  // tau dE/dgamma = (tau es - tau E) / (gamma - beta).
+  const float tau_E_c = (eu - es) * inv_gap;
+  return {small ? tau_E_s : tau_E_c, small ? -(tau * tau_E_s + tau2_e_dphi) : (tau_E_c - tau * eu) * inv_gap,
+          small ? tau2_e_dphi : (tau * es - tau_E_c) * inv_gap};
+}
+
+// 1 / (gamma - beta) for gap_decay; 0 where the rates are equal (gap_decay then takes its series).
+__attribute__((always_inline)) inline float inverse_gap(double beta, double gamma) {
+  return gamma == beta ? 0.0f : float(1.0 / (gamma - beta));
 }
 
 }  // namespace vmath

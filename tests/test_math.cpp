@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "engine/vector_math.h"
+#include "kernels/dynamics.h"
 #include "kernels/math.h"
 #include "tests/finite_difference.h"
 
@@ -162,4 +163,41 @@ TEST_CASE("exp_neg_phi gives e^-x, phi(x) = (1 - e^-x)/x and phi'(x) from one ex
   CHECK(zero.phi == 1.0f);
   CHECK(zero.dphi == -0.5f);
   CHECK(std::isfinite(pv::vmath::exp_neg_phi(1000.0f).dphi));
+}
+
+TEST_CASE("gap_decay gives tau E and its rate derivatives for either order of the rates, without a division") {
+  // Against kernels/dynamics.h's decay_difference in double, over rate ratios near 1 (the series
+  // side of the switch at |gap tau| = 0.05 and just past it) and far from it, both orders, and
+  // lo tau <= 5. Where gap tau is just above the switch the closed forms cancel: the float
+  // rounding of e^-beta tau and e^-gamma tau is magnified about 2 / (gap tau)^2 in the derivatives
+  // (as in the ordered form this replaced).
+  double worst[3] = {0, 0, 0}, worst_far[3] = {0, 0, 0};
+  int equal_rates = 0;
+  for (int ib = 0; ib < 200; ++ib)
+    for (int ir = 0; ir < 300; ++ir)
+      for (int it = 0; it < 50; ++it) {
+        const float beta = float(0.01 * std::pow(1.05, ib));
+        const double ratio = ir < 200 ? 1.0 + (ir - 100) * 2e-4 : std::pow(1.1, ir - 250);
+        const float gamma = float(beta * ratio), tau = float(0.001 * std::pow(1.3, it));
+        if (std::min(beta, gamma) * tau > 5) continue;
+        const double eb = std::exp(-double(beta) * tau), eg = std::exp(-double(gamma) * tau);
+        const auto ref = pv::decay_difference<double>(beta, gamma, tau, eb, eg);
+        const auto got = pv::vmath::gap_decay(tau, beta, gamma, pv::vmath::inverse_gap(beta, gamma), float(eb), float(eg));
+        const double want[3] = {tau * ref.value, tau * ref.d_b, tau * ref.d_g};
+        const double have[3] = {got.tau_E, got.tau_dE_dbeta, got.tau_dE_dgamma};
+        const bool far = std::fabs((double(gamma) - beta) * tau) > 0.5;
+        equal_rates += beta == gamma;
+        for (int k = 0; k < 3; ++k) {
+          const double error = std::fabs(have[k] - want[k]) / std::max(std::fabs(want[k]), 1e-30);
+          worst[k] = std::max(worst[k], error);
+          if (far) worst_far[k] = std::max(worst_far[k], error);
+        }
+      }
+  MESSAGE("gap_decay worst relative error (tau E, tau dE/dbeta, tau dE/dgamma): " << worst[0] << ", " << worst[1] << ", "
+          << worst[2] << "; with |gap tau| > 0.5: " << worst_far[0] << ", " << worst_far[1] << ", " << worst_far[2]);
+  CHECK(equal_rates > 0);
+  CHECK(worst[0] < 2e-5);
+  CHECK(worst[1] < 1e-3);
+  CHECK(worst[2] < 1e-3);
+  for (double w : worst_far) CHECK(w < 5e-6);
 }
