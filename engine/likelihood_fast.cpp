@@ -33,6 +33,7 @@ using vmath::Log1pReciprocal;
 using vmath::log1p_reciprocal_unit;
 using vmath::log_positive;
 using vmath::max_f;
+using vmath::relu;
 
 constexpr float kEps = 1e-6f;
 constexpr int64_t kChunks = 64;  // as the reference path: thread-count independent sums
@@ -257,8 +258,8 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
           const float ea = x[sSigT0][g], e1 = x[sP1][g];
           const Log1pReciprocal la = log1p_reciprocal_unit(ea), l1 = log1p_reciprocal_unit(e1);
           const float inv_a = la.reciprocal, inv1 = l1.reciprocal;
-          x[sTau0][g] = max_f(a, 0.0f) + la.log1p;
-          x[sSp1][g] = max_f(x1, 0.0f) + l1.log1p;
+          x[sTau0][g] = relu(a) + la.log1p;
+          x[sSp1][g] = relu(x1) + l1.log1p;
           x[sX1][g] = x1;
           x[sP1][g] = x1 >= 0 ? inv1 : e1 * inv1;
           x[sSigT0][g] = a >= 0 ? inv_a : ea * inv_a;
@@ -287,7 +288,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
                 ExpPhi{x[sEu0][g], x[sPhiB][g], x[sDphiB][g]}, ExpPhi{x[sEs0][g], x[sPhiG][g], x[sDphiG][g]},
                 x + s0Partials, g);
             const float uu0 = u_scale[g] * d0.u;
-            x[sUt0][g] = max_f(uu0, 0.0f) + kEps, x[sSt0][g] = max_f(d0.s, 0.0f) + kEps;
+            x[sUt0][g] = relu(uu0) + kEps, x[sSt0][g] = relu(d0.s) + kEps;
             x[sMaskU0][g] = uu0 > 0 ? 1.0f : 0.0f, x[sMaskS0][g] = d0.s > 0 ? 1.0f : 0.0f;
             x[sU0][g] = d0.u;
           }
@@ -302,7 +303,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
                                                         ExpPhi{x[sEu1][g], 0.0f, 0.0f}, ExpPhi{x[sEs1][g], 0.0f, 0.0f},
                                                         x + s1Partials, g);
           const float uu1 = u_scale[g] * d1.u;
-          const float ut1 = max_f(uu1, 0.0f) + kEps, st1 = max_f(d1.s, 0.0f) + kEps;
+          const float ut1 = relu(uu1) + kEps, st1 = relu(d1.s) + kEps;
           x[sUt1][g] = ut1, x[sSt1][g] = st1;
           x[sMaskU1][g] = uu1 > 0 ? 1.0f : 0.0f, x[sMaskS1][g] = d1.s > 0 ? 1.0f : 0.0f;
           x[sU1][g] = d1.u;

@@ -18,6 +18,25 @@ __attribute__((always_inline)) inline float float_of(int32_t i) { return __built
 __attribute__((always_inline)) inline float min_f(float a, float b) { return b < a ? b : a; }
 __attribute__((always_inline)) inline float max_f(float a, float b) { return a < b ? b : a; }
 
+// max(x, 0) for any x, and min or max of x >= 0 with a constant c > 0, taken on the bit patterns:
+// among non-negative floats the integer order is the float order, and a negative float is a
+// negative integer. A float `a < b ? a : b` is not a min to GCC without -ffinite-math-only: it
+// becomes a branch, GCC carries the constant side through everything computed from it (all of an
+// exponential's reduction), and if-conversion then selects each of those values (four selects and
+// four constants per exponential); an integer min or max is one instruction.
+__attribute__((always_inline)) inline float relu(float x) {
+  const int32_t b = bits_of(x);
+  return float_of(b < 0 ? 0 : b);
+}
+__attribute__((always_inline)) inline float min_nonnegative(float x, float c) {
+  const int32_t a = bits_of(x), b = bits_of(c);
+  return float_of(a < b ? a : b);
+}
+__attribute__((always_inline)) inline float max_nonnegative(float x, float c) {
+  const int32_t a = bits_of(x), b = bits_of(c);
+  return float_of(a < b ? b : a);
+}
+
 // The shared work of e^-x for x >= 0, with x clamped at 80 (e^-80 = 1.8e-35, still a normal float
 // and as good as 0 here): Cody-Waite reduction -x = n ln2 + r with |r| <= ln2/2, then Taylor to r^7
 // (error 5e-9) by Horner, stopping two steps short: e^-x = (p1 r + 1) 2^n, p1 = p2 r + 1.
@@ -25,7 +44,7 @@ struct ExpReduced {
   float n, r, p1, p2, scale;  // scale = 2^n
 };
 __attribute__((always_inline)) inline ExpReduced exp_neg_reduced(float x) {
-  const float y = -min_f(x, 80.0f);
+  const float y = -min_nonnegative(x, 80.0f);
   constexpr float kShift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low bits
   const float shifted = y * 1.44269504f + kShift;
   const float n = shifted - kShift;
@@ -56,7 +75,7 @@ struct ExpPhi {
 __attribute__((always_inline)) inline ExpPhi exp_neg_phi(float x) {
   const ExpReduced t = exp_neg_reduced(x);
   const float e = (t.p1 * t.r + 1.0f) * t.scale;
-  const float inv_x = 1.0f / max_f(x, 1e-30f);
+  const float inv_x = 1.0f / max_nonnegative(x, 1e-30f);
   const float phi_c = (1.0f - e) * inv_x, dphi_c = (e - phi_c) * inv_x;
   const bool reduced = t.n == 0.0f;
   return {e, reduced ? t.p1 : phi_c, reduced ? t.p2 - t.p1 : dphi_c};
