@@ -354,10 +354,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
           x[sGX1][g] = w1 * (1 - p1) - w0 * p1;
           const float gu0 = w0 * (x[sRatioU0][g] - 1), gu1 = w1 * (x[sRatioU1][g] - 1);
           const float gs0 = w0 * (x[sRatioS0][g] - 1), gs1 = w1 * (x[sRatioS1][g] - 1);
-          x[sGUt0][g] = gu0 * scale_u;
-          x[sGUt1][g] = gu1 * scale_u;
-          x[sGSt0][g] = gs0 * scale_s;
-          x[sGSt1][g] = gs1 * scale_s;
+          x[sGUt0][g] = gu0, x[sGUt1][g] = gu1, x[sGSt0][g] = gs0, x[sGSt1][g] = gs1;  // in rate; pass 3 scales
           ug_u += gu0 * ut0 + gu1 * ut1, g_u += gu0 + gu1;
           ug_s += gs0 * st0 + gs1 * st1, g_s += gs0 + gs1;
         }
@@ -376,8 +373,8 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
 #pragma omp simd reduction(+ : sum_t)
           for (int64_t g = 0; g < G; ++g) {
             const float p0 = 1 - x[sP1][g];
-            const float g_uu0 = x[sMaskU0][g] * (x[sGUt0][g] + a_u * p0);
-            const float gu0 = g_uu0 * u_scale[g], gs0 = x[sMaskS0][g] * (x[sGSt0][g] + a_s * p0);
+            const float g_uu0 = x[sMaskU0][g] * (scale_u * x[sGUt0][g] + a_u * p0);
+            const float gu0 = g_uu0 * u_scale[g], gs0 = x[sMaskS0][g] * (scale_s * x[sGSt0][g] + a_s * p0);
             acc[cUScale][g] += g_uu0 * x[sU0][g];
             if constexpr (kOffset) {
               acc[cU0][g] += gu0 * d0[pDuU0][g] + gs0 * d0[pDsU0][g];
@@ -398,8 +395,8 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         for (int64_t g = 0; g < G; ++g) {
           const float p1 = x[sP1][g], p0 = 1 - p1;
           const float g_x1_norm = (a_u * (x[sUt1][g] - x[sUt0][g]) + a_s * (x[sSt1][g] - x[sSt0][g])) * p1 * p0;
-          const float g_uu1 = x[sMaskU1][g] * (x[sGUt1][g] + a_u * p1);
-          const float gu1 = g_uu1 * u_scale[g], gs1 = x[sMaskS1][g] * (x[sGSt1][g] + a_s * p1);
+          const float g_uu1 = x[sMaskU1][g] * (scale_u * x[sGUt1][g] + a_u * p1);
+          const float gu1 = g_uu1 * u_scale[g], gs1 = x[sMaskS1][g] * (scale_s * x[sGSt1][g] + a_s * p1);
           acc[cUScale][g] += g_uu1 * x[sU1][g];
           acc[cBeta][g] += gu1 * d1[pDuBeta][g] + gs1 * d1[pDsBeta][g];
           acc[cGamma][g] += gs1 * d1[pDsGamma][g];
