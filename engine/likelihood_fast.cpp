@@ -33,10 +33,15 @@ using vmath::Log1pReciprocal;
 using vmath::log1p_reciprocal_unit;
 using vmath::log_positive;
 using vmath::max_f;
+using vmath::max_nonnegative;
 using vmath::relu;
 
 constexpr float kEps = 1e-6f;
 constexpr int64_t kChunks = 64;  // as the reference path: thread-count independent sums
+// For cell times t within this bound, e^-|t - t0| is taken as a product of e^+-t and the gene's
+// e^-+t0: both factors are then normal floats (the gene's clamped to e^+-80 where it is not chosen).
+constexpr double kProductTimes = 40.0;
+const float kExpFloor = vmath::exp_neg(80.0f);  // exp_neg's clamp: e^-80
 
 // The partial derivatives pass 3 needs, for one state of one gene, in this order from the state's
 // first scratch array; the repression state (rate 0) leaves its alpha slots unwritten.
@@ -85,7 +90,7 @@ __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, flo
 }
 
 // Per-gene inputs of the step, as float arrays.
-enum GeneArray { gAlpha, gBeta, gGamma, gInvGap, gT0, gSwitch, gUScale, gU0, gS0, gUInf, gSInf, kGeneArrays };
+enum GeneArray { gAlpha, gBeta, gGamma, gInvGap, gT0, gSwitch, gExpT0, gExpNegT0, gExpSwitch, gExpNegSwitch, gUScale, gU0, gS0, gUInf, gSInf, kGeneArrays };
 
 // Per-gene results of passes 1 and 2 for the current cell.
 enum Scratch {
@@ -197,6 +202,11 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
     gv[gInvGap][g] = vmath::inverse_gap(gene[kBeta][g], gene[kGamma][g]);
     gv[gT0][g] = float(gene[kT0][g]);
     gv[gSwitch][g] = float(gene[kT0][g] + gene[kDtSwitching][g]);
+    // Clamped to e^+-80: a factor beyond it is only chosen for cell times beyond kProductTimes.
+    const double t0 = std::clamp(gene[kT0][g], -80.0, 80.0);
+    const double sw = std::clamp(gene[kT0][g] + gene[kDtSwitching][g], -80.0, 80.0);
+    gv[gExpT0][g] = float(std::exp(t0)), gv[gExpNegT0][g] = float(std::exp(-t0));
+    gv[gExpSwitch][g] = float(std::exp(sw)), gv[gExpNegSwitch][g] = float(std::exp(-sw));
     gv[gUScale][g] = float(gene[kUScale][g]);
     gv[gU0][g] = float(u0);
     gv[gS0][g] = float(s0);
@@ -225,6 +235,10 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
     const float* inv_gap = gv[gInvGap].data();
     const float* t0 = gv[gT0].data();
     const float* sw = gv[gSwitch].data();
+    const float* exp_t0 = gv[gExpT0].data();
+    const float* exp_neg_t0 = gv[gExpNegT0].data();
+    const float* exp_sw = gv[gExpSwitch].data();
+    const float* exp_neg_sw = gv[gExpNegSwitch].data();
     const float* u_scale = gv[gUScale].data();
     const float* u0 = gv[gU0].data();
     const float* s0 = gv[gS0].data();
@@ -246,10 +260,24 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
 
         // Pass 1: both states' dynamics with their partials, state probabilities, normalisers.
         // 1a: e^-|t - t0| and e^-|t - switch|, parked in the arrays of the sigmoids made from them.
+        // For |t| <= kProductTimes as products of e^+-t and the genes' e^-+t0, e^-+switch (taken in
+        // double; within 1.5 ulp, and no exponential per gene), floored at exp_neg's clamp.
+        if (std::fabs(in.cell_time[b]) <= kProductTimes) {
+          const float e_t = float(std::exp(in.cell_time[b])), e_neg_t = float(std::exp(-in.cell_time[b]));
 #pragma omp simd
-        for (int64_t g = 0; g < G; ++g) {
-          x[sSigT0][g] = exp_neg(std::fabs(t - t0[g]));
-          x[sP1][g] = exp_neg(std::fabs(t - sw[g]));
+          for (int64_t g = 0; g < G; ++g) {
+            // Both factors read, then chosen: a load under a condition becomes a masked load.
+            const float after_t0 = e_neg_t * exp_t0[g], before_t0 = e_t * exp_neg_t0[g];
+            const float after_sw = e_neg_t * exp_sw[g], before_sw = e_t * exp_neg_sw[g];
+            x[sSigT0][g] = max_nonnegative(t >= t0[g] ? after_t0 : before_t0, kExpFloor);
+            x[sP1][g] = max_nonnegative(t >= sw[g] ? after_sw : before_sw, kExpFloor);
+          }
+        } else {
+#pragma omp simd
+          for (int64_t g = 0; g < G; ++g) {
+            x[sSigT0][g] = exp_neg(std::fabs(t - t0[g]));
+            x[sP1][g] = exp_neg(std::fabs(t - sw[g]));
+          }
         }
         // 1b: the two softplus times and sigmoids.
 #pragma omp simd

@@ -194,27 +194,36 @@ TEST_CASE("the float32 fast path agrees with the double reference, value and gra
   so.genes = 60;
   so.seed = 12;
   auto sim = std::make_shared<pv::io::AnnData>(pv::simulate(so));
-  for (bool offset : {false, true})
-    for (bool library : {true, false}) {
-      pv::ModelOptions o;
-      o.add_offset = offset;
-      o.correct_library_size = library;
-      pv::ModelOptions reference = o;
-      reference.precision = pv::Precision::kDouble;
-      pv::VelocityModel a(pv::make_model_data(sim), o, 2), b(pv::make_model_data(sim), reference, 2);
-      for (size_t i = 0; i < a.params().size(); ++i) a.params()[i] = b.params()[i] += 0.1 * std::sin(double(i));
-      std::vector<double> ga, gb;
-      const double la = a.loss({}, 1, &ga), lb = b.loss({}, 1, &gb);
-      CAPTURE(offset);
-      CAPTURE(library);
-      CHECK(la == doctest::Approx(lb).epsilon(1e-6));
-      double largest = 0, worst = 0;
-      for (double g : gb) largest = std::max(largest, std::fabs(g));
-      for (size_t i = 0; i < ga.size(); ++i) worst = std::max(worst, std::fabs(ga[i] - gb[i]));
-      MESSAGE("offset " << offset << " library " << library << ": |loss| rel diff " << std::fabs(la - lb) / std::fabs(lb)
-                        << ", max gradient diff / max gradient " << worst / largest);
-      CHECK(worst <= 1e-4 * largest);
-    }
+  // late: every third cell's time near 50, past the bound below which the fast path takes
+  // e^-|t - t0| as a product of per-cell and per-gene exponentials (kProductTimes, 40), so both
+  // of its ways are compared.
+  for (bool late : {false, true})
+    for (bool offset : {false, true})
+      for (bool library : {true, false}) {
+        pv::ModelOptions o;
+        o.add_offset = offset;
+        o.correct_library_size = library;
+        pv::ModelOptions reference = o;
+        reference.precision = pv::Precision::kDouble;
+        pv::VelocityModel a(pv::make_model_data(sim), o, 2), b(pv::make_model_data(sim), reference, 2);
+        for (size_t i = 0; i < a.params().size(); ++i) a.params()[i] = b.params()[i] += 0.1 * std::sin(double(i));
+        if (late)
+          for (int64_t c = 0; c < so.cells; c += 3)
+            a.params()[size_t(a.layout().cell_loc + pv::kCellTime * so.cells + c)] =
+                b.params()[size_t(b.layout().cell_loc + pv::kCellTime * so.cells + c)] = std::log(50.0);
+        std::vector<double> ga, gb;
+        const double la = a.loss({}, 1, &ga), lb = b.loss({}, 1, &gb);
+        CAPTURE(late);
+        CAPTURE(offset);
+        CAPTURE(library);
+        CHECK(la == doctest::Approx(lb).epsilon(1e-6));
+        double largest = 0, worst = 0;
+        for (double g : gb) largest = std::max(largest, std::fabs(g));
+        for (size_t i = 0; i < ga.size(); ++i) worst = std::max(worst, std::fabs(ga[i] - gb[i]));
+        MESSAGE("late " << late << " offset " << offset << " library " << library << ": |loss| rel diff "
+                        << std::fabs(la - lb) / std::fabs(lb) << ", max gradient diff / max gradient " << worst / largest);
+        CHECK(worst <= 1e-4 * largest);
+      }
 }
 
 TEST_CASE("the fast path gives the same loss and gradient from dense layers and from CSR with stored zeros") {
