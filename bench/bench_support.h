@@ -33,10 +33,12 @@ inline void parse_cells_x_genes(const std::string& spec, int64_t* cells, int64_t
 
 struct Timing {
   double mean = 0, sd = 0;  // seconds; sd with ddof = 1
+  double min = 0;           // the least disturbed run: on a shared host, noise only adds time
 };
 
 inline Timing summarise_times(const std::vector<double>& times) {
   Timing timing;
+  timing.min = times.empty() ? 0.0 : *std::min_element(times.begin(), times.end());
   for (double t : times) timing.mean += t / double(times.size());
   for (double t : times) timing.sd += (t - timing.mean) * (t - timing.mean) / std::max(1.0, double(times.size()) - 1);
   timing.sd = std::sqrt(timing.sd);
