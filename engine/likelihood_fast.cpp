@@ -59,8 +59,8 @@ struct UnsplicedSpliced {
 // state without offsets), so the partials in u0, s0 are left unwritten.
 template <bool kInduction, bool kStart = true>
 __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, float u0, float s0, float alpha, float beta,
-                                                                  float gamma, float inv_gap, ExpPhi pb, ExpPhi pg, float* const* out,
-                                                                  int64_t g) {
+                                                                  float gamma, float inv_gap, ExpPhi pb, ExpPhi pg,
+                                                                  float* const* out, int64_t g) {
   const float eu = pb.e, es = pg.e;
   const GapDecay gd = gap_decay(tau, beta, gamma, inv_gap, eu, es);
   const float tau_E = gd.tau_E;
@@ -90,7 +90,10 @@ __attribute__((always_inline)) inline UnsplicedSpliced dynamics_f(float tau, flo
 }
 
 // Per-gene inputs of the step, as float arrays.
-enum GeneArray { gAlpha, gBeta, gGamma, gInvGap, gT0, gSwitch, gExpT0, gExpNegT0, gExpSwitch, gExpNegSwitch, gUScale, gU0, gS0, gUInf, gSInf, kGeneArrays };
+enum GeneArray {
+  gAlpha, gBeta, gGamma, gInvGap, gT0, gSwitch, gExpT0, gExpNegT0, gExpSwitch, gExpNegSwitch,
+  gUScale, gU0, gS0, gUInf, gSInf, kGeneArrays
+};
 
 // Per-gene results of passes 1 and 2 for the current cell.
 enum Scratch {
