@@ -85,7 +85,7 @@ __attribute__((always_inline)) inline void draw_cell_genes_body(uint64_t seed, u
     const float e1 = vmath::exp_neg(std::fabs(x1)), ea = vmath::exp_neg(std::fabs(a));
     const bool repression = state[g] != 0.0f;
     const float y = repression ? x1 : a, ey = repression ? e1 : ea;
-    const float tau = vmath::max_f(y, 0.0f) + vmath::log1p_reciprocal_unit(ey).log1p;  // softplus(y)
+    const float tau = vmath::relu(y) + vmath::log1p_reciprocal_unit(ey).log1p;  // softplus(y)
     const float beta = in[iBeta][g], gamma = in[iGamma][g];
     // Both states' inputs are read, then chosen: a load under a condition would keep the loop scalar.
     const float u_inf = in[iUInf][g], s_inf = in[iSInf][g], u_start = in[iU0][g], s_start = in[iS0][g];
