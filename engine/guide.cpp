@@ -11,6 +11,15 @@ namespace {
 
 constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 
+// The rows of the gene-level guide (one per gene and site) are independent, so its loops run on
+// every thread once there are enough rows to pay for it; the step is otherwise serial here, with
+// the other threads idle. Sums over rows are taken in kRowBlocks fixed blocks added in block
+// order, so that every result is the same for any number of threads.
+constexpr int64_t kParallelRows = 4096;
+constexpr int64_t kRowBlocks = 16;
+
+int64_t block_begin(int64_t rows, int64_t block) { return rows * block / kRowBlocks; }
+
 // K = I + F^T F (R x R) and its Cholesky factor L (lower, row-major).
 struct Capacitance {
   int64_t r;
@@ -20,9 +29,18 @@ struct Capacitance {
 
 Capacitance capacitance(const double* f, int64_t d, int64_t r) {
   Capacitance c{r, std::vector<double>(static_cast<size_t>(r * r), 0.0), std::vector<double>(static_cast<size_t>(r * r), 0.0), 0.0};
-  for (int64_t i = 0; i < d; ++i)
-    for (int64_t a = 0; a < r; ++a)
-      for (int64_t b = 0; b <= a; ++b) c.k[a * r + b] += f[i * r + a] * f[i * r + b];
+  std::vector<double> partial(static_cast<size_t>(kRowBlocks * r * r), 0.0);
+#pragma omp parallel for schedule(static) if (d >= kParallelRows)
+  for (int64_t block = 0; block < kRowBlocks; ++block) {
+    double* __restrict k = partial.data() + block * r * r;
+    for (int64_t i = block_begin(d, block); i < block_begin(d, block + 1); ++i)
+      for (int64_t a = 0; a < r; ++a) {
+        const double fa = f[i * r + a];
+        for (int64_t b = 0; b <= a; ++b) k[a * r + b] += fa * f[i * r + b];
+      }
+  }
+  for (int64_t block = 0; block < kRowBlocks; ++block)
+    for (int64_t e = 0; e < r * r; ++e) c.k[e] += partial[block * r * r + e];
   for (int64_t a = 0; a < r; ++a) {
     c.k[a * r + a] += 1.0;
     for (int64_t b = 0; b < a; ++b) c.k[b * r + a] = c.k[a * r + b];
@@ -68,29 +86,35 @@ std::vector<double> inverse(const Capacitance& c) {
   return inv;
 }
 
-// F += scale * F M  (M is R x R): the shared shape of the F-gradients below.
+// F += scale * F M  (M is R x R): the shared shape of the F-gradients below. Row by row, as
+// multiples of M's rows, so that the innermost loop runs along contiguous memory.
 void add_f_times(const double* f, const std::vector<double>& m, int64_t d, int64_t r, double scale, double* out) {
-  for (int64_t i = 0; i < d; ++i)
-    for (int64_t b = 0; b < r; ++b) {
-      double v = 0;
-      for (int64_t a = 0; a < r; ++a) v += f[i * r + a] * m[a * r + b];
-      out[i * r + b] += scale * v;
+  const double* mm = m.data();
+#pragma omp parallel for schedule(static) if (d >= kParallelRows)
+  for (int64_t i = 0; i < d; ++i) {
+    double* __restrict row = out + i * r;
+    for (int64_t a = 0; a < r; ++a) {
+      const double fa = scale * f[i * r + a];
+      for (int64_t b = 0; b < r; ++b) row[b] += fa * mm[a * r + b];
     }
+  }
 }
 
 struct SampleNode : Node<double> {
   Var<double> loc, raw, f, e1, e2, z;
   int64_t rank;
-  double* w;  // F e1 + e2, saved in the arena
-  SampleNode(Var<double> l, Var<double> r, Var<double> f_, Var<double> a, Var<double> b, Var<double> z_, int64_t k, double* w_)
-      : loc(l), raw(r), f(f_), e1(a), e2(b), z(z_), rank(k), w(w_) {}
+  double *w, *scale, *slope;  // F e1 + e2, softplus(raw) and sigmoid(raw), saved in the arena
+  SampleNode(Var<double> l, Var<double> r, Var<double> f_, Var<double> a, Var<double> b, Var<double> z_, int64_t k, double* w_,
+             double* scale_, double* slope_)
+      : loc(l), raw(r), f(f_), e1(a), e2(b), z(z_), rank(k), w(w_), scale(scale_), slope(slope_) {}
   void backward() override {
+#pragma omp parallel for schedule(static) if (z.size >= kParallelRows)
     for (int64_t i = 0; i < z.size; ++i) {
       const double g = z.grad[i];
       if (loc.needs_grad()) loc.grad[i] += g;
-      if (raw.needs_grad()) raw.grad[i] += g * w[i] * sigmoid(raw.value[i]);
+      if (raw.needs_grad()) raw.grad[i] += g * w[i] * slope[i];
       if (f.needs_grad()) {
-        const double gd = g * softplus(raw.value[i]);
+        const double gd = g * scale[i];
         for (int64_t a = 0; a < rank; ++a) f.grad[i * rank + a] += gd * e1.value[a];
       }
     }
@@ -100,12 +124,14 @@ struct SampleNode : Node<double> {
 struct EntropyNode : Node<double> {
   Var<double> raw, f, h;
   int64_t rank;
-  double* k_inverse;  // R x R, arena
-  EntropyNode(Var<double> r, Var<double> f_, Var<double> h_, int64_t k, double* inv) : raw(r), f(f_), h(h_), rank(k), k_inverse(inv) {}
+  double* k_inverse;    // R x R, arena
+  double* d_log_scale;  // d log softplus(raw) / d raw = sigmoid / softplus, arena
+  EntropyNode(Var<double> r, Var<double> f_, Var<double> h_, int64_t k, double* inv, double* d)
+      : raw(r), f(f_), h(h_), rank(k), k_inverse(inv), d_log_scale(d) {}
   void backward() override {
     const double g = h.grad[0];
     if (raw.needs_grad())
-      for (int64_t i = 0; i < raw.size; ++i) raw.grad[i] += g * sigmoid(raw.value[i]) / softplus(raw.value[i]);
+      for (int64_t i = 0; i < raw.size; ++i) raw.grad[i] += g * d_log_scale[i];
     if (f.needs_grad()) {
       const std::vector<double> m(k_inverse, k_inverse + rank * rank);
       add_f_times(f.value, m, raw.size, rank, g, f.grad);  // d/dF 1/2 logdet(I + F^T F) = F K^-1
@@ -155,27 +181,44 @@ Var<double> lowrank_sample(Tape<double>& tape, const Var<double>& loc, const Var
   const int64_t d = loc.size;
   Var<double> z = tape.variable(d);
   double* w = tape.arena().allocate_array<double>(d);
+  double* scale = tape.arena().allocate_array<double>(d);
+  double* slope = tape.arena().allocate_array<double>(d);
+#pragma omp parallel for schedule(static) if (d >= kParallelRows)
   for (int64_t i = 0; i < d; ++i) {
     double fe = e2.value[i];
     for (int64_t a = 0; a < rank; ++a) fe += F.value[i * rank + a] * e1.value[a];
-    w[i] = fe;
-    z.value[i] = loc.value[i] + softplus(raw.value[i]) * fe;
+    const SoftplusSigmoid<double> s = softplus_and_sigmoid(raw.value[i]);
+    w[i] = fe, scale[i] = s.softplus, slope[i] = s.sigmoid;
+    z.value[i] = loc.value[i] + s.softplus * fe;
   }
-  tape.record<SampleNode>(loc, raw, F, e1, e2, z, rank, w);
+  tape.record<SampleNode>(loc, raw, F, e1, e2, z, rank, w, scale, slope);
   return z;
 }
 
 Var<double> lowrank_entropy(Tape<double>& tape, const Var<double>& raw, const Var<double>& F, int64_t rank) {
   check_shapes(raw, F, rank, "lowrank_entropy");
-  const Capacitance c = capacitance(F.value, raw.size, rank);
+  const int64_t d = raw.size;
+  const Capacitance c = capacitance(F.value, d, rank);
+  double* d_log_scale = tape.arena().allocate_array<double>(d);
+  double block_sum[kRowBlocks] = {};
+#pragma omp parallel for schedule(static) if (d >= kParallelRows)
+  for (int64_t block = 0; block < kRowBlocks; ++block) {
+    double sum = 0;
+    for (int64_t i = block_begin(d, block); i < block_begin(d, block + 1); ++i) {
+      const SoftplusSigmoid<double> s = softplus_and_sigmoid(raw.value[i]);
+      sum += std::log(s.softplus);
+      d_log_scale[i] = s.sigmoid / s.softplus;
+    }
+    block_sum[block] = sum;
+  }
   double sum_log_d = 0;
-  for (int64_t i = 0; i < raw.size; ++i) sum_log_d += std::log(softplus(raw.value[i]));
+  for (double v : block_sum) sum_log_d += v;
   Var<double> h = tape.variable(1);
-  h.value[0] = 0.5 * double(raw.size) * (kLog2Pi + 1.0) + sum_log_d + 0.5 * c.logdet;
+  h.value[0] = 0.5 * double(d) * (kLog2Pi + 1.0) + sum_log_d + 0.5 * c.logdet;
   double* inv = tape.arena().allocate_array<double>(rank * rank);
   const std::vector<double> k_inv = inverse(c);
   std::copy(k_inv.begin(), k_inv.end(), inv);
-  tape.record<EntropyNode>(raw, F, h, rank, inv);
+  tape.record<EntropyNode>(raw, F, h, rank, inv, d_log_scale);
   return h;
 }
 

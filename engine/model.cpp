@@ -25,6 +25,15 @@ double sample_sd(const std::vector<double>& x) {
   return x.size() > 1 ? std::sqrt(ss / double(x.size() - 1)) : 0.0;
 }
 
+// normals_at on every thread: each draw depends only on its index, so the blocks give the same
+// numbers as one call.
+void normals_parallel(uint64_t seed, uint64_t stream, uint64_t first, int64_t count, double* out) {
+  constexpr int64_t kBlock = 1024;
+#pragma omp parallel for schedule(static) if (count >= 4 * kBlock)
+  for (int64_t at = 0; at < count; at += kBlock)
+    normals_at(seed, stream, first + uint64_t(at), std::min(kBlock, count - at), out + at);
+}
+
 }  // namespace
 
 bool use_fast_likelihood(const ModelOptions& o) {
@@ -229,7 +238,7 @@ double VelocityModel::loss(const std::vector<int64_t>& batch, uint64_t draw, std
     const uint64_t stream = draw * uint64_t(particles) + uint64_t(p);
     Var<double> e1 = tape_.constant(R), e2 = tape_.constant(D);
     normals_at(seed_, (uint64_t(kGeneNoise) << 48) | stream, 0, R, e1.value);
-    normals_at(seed_, (uint64_t(kGeneNoise) << 48) | stream, uint64_t(R), D, e2.value);
+    normals_parallel(seed_, (uint64_t(kGeneNoise) << 48) | stream, uint64_t(R), D, e2.value);
     const Var<double> z = lowrank_sample(tape_, loc, raw, factor, R, e1, e2);
     const Var<double> positive = ops::exp(tape_, z);
 
@@ -247,7 +256,7 @@ double VelocityModel::loss(const std::vector<int64_t>& batch, uint64_t draw, std
     for (int s = 0; s < kCellSites; ++s) {
       Var<double> e = tape_.constant(B);
       const uint64_t cell_noise = (uint64_t(kCellNoise) << 48) | stream;
-      if (full) normals_at(seed_, cell_noise, uint64_t(s * C), B, e.value);
+      if (full) normals_parallel(seed_, cell_noise, uint64_t(s * C), B, e.value);
       else
         for (int64_t b = 0; b < B; ++b) e.value[b] = normal_at(seed_, cell_noise, uint64_t(s * C + rows[b]));
       cell_z[s] = ops::add(tape_, cell_loc[s], ops::mul(tape_, cell_scale[s], e));

@@ -14,6 +14,10 @@ namespace pv::ops {
 
 namespace detail {
 
+// Element-wise maps over at least this many elements run on every thread (each element is
+// independent, so the results do not depend on the number of threads).
+constexpr int64_t kParallelElements = 4096;
+
 inline void check_broadcast(int64_t a, int64_t b, const char* op) {
   if (a != b && a != 1 && b != 1)
     fail(PV_ERR_INTERNAL, std::string(op) + ": sizes " + std::to_string(a) + " and " +
@@ -27,6 +31,7 @@ struct UnaryNode : Node<T> {
   UnaryNode(Var<T> x_, Var<T> y_) : x(x_), y(y_) {}
   void backward() override {
     if (!x.needs_grad()) return;
+#pragma omp parallel for schedule(static) if (x.size >= kParallelElements)
     for (int64_t i = 0; i < x.size; ++i) x.grad[i] += y.grad[i] * F::derivative(x.value[i], y.value[i]);
   }
 };
@@ -34,6 +39,7 @@ struct UnaryNode : Node<T> {
 template <class T, class F>
 Var<T> unary(Tape<T>& tape, const Var<T>& x) {
   Var<T> y = tape.variable(x.size);
+#pragma omp parallel for schedule(static) if (x.size >= kParallelElements)
   for (int64_t i = 0; i < x.size; ++i) y.value[i] = F::value(x.value[i]);
   tape.template record<UnaryNode<T, F>>(x, y);
   return y;
