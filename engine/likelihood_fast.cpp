@@ -404,47 +404,40 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         // Pass 3: the normaliser's share, then back through relu, u_scale and both dynamics.
         const float* const* d0 = x + s0Partials;
         const float* const* d1 = x + s1Partials;
-        // 3a: the induction state's share (k = 0); the offsets' only with offsets.
-        const auto induction_share = [&](auto with_offset) {
+        // 3: both states' shares, the normaliser's and the switch, in one loop (shared loads and one
+        // update of the slots both states touch; as fast as the two loops it replaced).
+        const auto backward = [&](auto with_offset) {
           constexpr bool kOffset = decltype(with_offset)::value;
           float sum_t = 0;
 #pragma omp simd reduction(+ : sum_t)
           for (int64_t g = 0; g < G; ++g) {
-            const float p0 = 1 - x[sP1][g];
+            const float p1 = x[sP1][g], p0 = 1 - p1;
+            const float us = u_scale[g];
             const float g_uu0 = x[sMaskU0][g] * (scale_u * x[sGUt0][g] + a_u * p0);
-            const float gu0 = g_uu0 * u_scale[g], gs0 = x[sMaskS0][g] * (scale_s * x[sGSt0][g] + a_s * p0);
-            acc[cUScale][g] += g_uu0 * x[sU0][g];
+            const float gu0 = g_uu0 * us, gs0 = x[sMaskS0][g] * (scale_s * x[sGSt0][g] + a_s * p0);
+            const float g_uu1 = x[sMaskU1][g] * (scale_u * x[sGUt1][g] + a_u * p1);
+            const float gu1 = g_uu1 * us, gs1 = x[sMaskS1][g] * (scale_s * x[sGSt1][g] + a_s * p1);
+            acc[cUScale][g] += g_uu0 * x[sU0][g] + g_uu1 * x[sU1][g];
             if constexpr (kOffset) {
               acc[cU0][g] += gu0 * d0[pDuU0][g] + gs0 * d0[pDsU0][g];
               acc[cS0][g] += gs0 * d0[pDsS0][g];
             }
             acc[cAlpha][g] += gu0 * d0[pDuAlpha][g] + gs0 * d0[pDsAlpha][g];
-            acc[cBeta][g] += gu0 * d0[pDuBeta][g] + gs0 * d0[pDsBeta][g];
-            acc[cGamma][g] += gs0 * d0[pDsGamma][g];
+            acc[cBeta][g] += gu0 * d0[pDuBeta][g] + gs0 * d0[pDsBeta][g] + gu1 * d1[pDuBeta][g] + gs1 * d1[pDsBeta][g];
+            acc[cGamma][g] += gs0 * d0[pDsGamma][g] + gs1 * d1[pDsGamma][g];
+            acc[cUInf][g] += gu1 * d1[pDuU0][g] + gs1 * d1[pDsU0][g];
+            acc[cSInf][g] += gs1 * d1[pDsS0][g];
             const float g_t0 = (gu0 * d0[pDuTau][g] + gs0 * d0[pDsTau][g]) * x[sSigT0][g];
             acc[cT0][g] -= g_t0;
-            sum_t += g_t0;
+            const float g_x1_norm = (a_u * (x[sUt1][g] - x[sUt0][g]) + a_s * (x[sSt1][g] - x[sSt0][g])) * p1 * p0;
+            const float g_tau1 = gu1 * d1[pDuTau][g] + gs1 * d1[pDsTau][g];
+            const float g_x1 = x[sGX1][g] + g_x1_norm + g_tau1 * p1;
+            acc[cSwitch][g] -= g_x1;
+            sum_t += g_t0 + g_x1;
           }
           return sum_t;
         };
-        float g_t = offset ? induction_share(std::true_type{}) : induction_share(std::false_type{});
-        // 3b: the repression state's share (k = 1) and the switch.
-#pragma omp simd reduction(+ : g_t)
-        for (int64_t g = 0; g < G; ++g) {
-          const float p1 = x[sP1][g], p0 = 1 - p1;
-          const float g_x1_norm = (a_u * (x[sUt1][g] - x[sUt0][g]) + a_s * (x[sSt1][g] - x[sSt0][g])) * p1 * p0;
-          const float g_uu1 = x[sMaskU1][g] * (scale_u * x[sGUt1][g] + a_u * p1);
-          const float gu1 = g_uu1 * u_scale[g], gs1 = x[sMaskS1][g] * (scale_s * x[sGSt1][g] + a_s * p1);
-          acc[cUScale][g] += g_uu1 * x[sU1][g];
-          acc[cBeta][g] += gu1 * d1[pDuBeta][g] + gs1 * d1[pDsBeta][g];
-          acc[cGamma][g] += gs1 * d1[pDsGamma][g];
-          acc[cUInf][g] += gu1 * d1[pDuU0][g] + gs1 * d1[pDsU0][g];
-          acc[cSInf][g] += gs1 * d1[pDsS0][g];
-          const float g_tau1 = gu1 * d1[pDuTau][g] + gs1 * d1[pDsTau][g];
-          const float g_x1 = x[sGX1][g] + g_x1_norm + g_tau1 * p1;
-          acc[cSwitch][g] -= g_x1;
-          g_t += g_x1;
-        }
+        const float g_t = offset ? backward(std::true_type{}) : backward(std::false_type{});
         grad->cell_time[b] = g_t;
         grad->u_read_depth[b] = library ? g_rd_u : 0.0;
         grad->s_read_depth[b] = library ? g_rd_s : 0.0;
