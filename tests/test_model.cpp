@@ -4,6 +4,7 @@
 
 #include "tests/oracle_file.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -17,6 +18,9 @@
 #include "engine/ops.h"
 #include "engine/simulator.h"
 #include "kernels/math.h"
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 namespace {
 
@@ -225,6 +229,46 @@ TEST_CASE("the float32 fast path agrees with the double reference, value and gra
         CHECK(worst <= 1e-4 * largest);
       }
 }
+
+#if defined(__x86_64__)
+TEST_CASE("the fast path leaves every thread's floating-point control word as it found it") {
+  // It flushes denormals to zero while it runs; the caller's setting (R, Python, Julia) must survive.
+  pv::ModelOptions o;
+  if (!pv::use_fast_likelihood(o)) {
+    MESSAGE("the fast path is not available on this CPU or build; nothing to check");
+    return;
+  }
+  pv::SimulationOptions so;
+  so.cells = 40;
+  so.genes = 9;
+  auto sim = std::make_shared<pv::io::AnnData>(pv::simulate(so));
+  pv::VelocityModel model(pv::make_model_data(sim), o, 1);
+  constexpr unsigned kFlushBits = 0x8040;  // flush-to-zero and denormals-are-zero
+  for (bool caller_flushes : {false, true}) {
+    std::vector<unsigned> before, after;
+#pragma omp parallel
+    {
+      const unsigned csr = caller_flushes ? (_mm_getcsr() | kFlushBits) : (_mm_getcsr() & ~kFlushBits);
+      _mm_setcsr(csr);
+#pragma omp critical
+      before.push_back(csr);
+    }
+    std::vector<double> grads;
+    CHECK(std::isfinite(model.loss({}, 0, &grads)));
+#pragma omp parallel
+    {
+      const unsigned csr = _mm_getcsr();
+#pragma omp critical
+      after.push_back(csr);
+    }
+    std::sort(before.begin(), before.end()), std::sort(after.begin(), after.end());
+    CAPTURE(caller_flushes);
+    CHECK(before == after);
+    CHECK(((_mm_getcsr() & kFlushBits) != 0) == caller_flushes);
+  }
+  _mm_setcsr(_mm_getcsr() & ~kFlushBits);
+}
+#endif
 
 TEST_CASE("the fast path gives the same loss and gradient from dense layers and from CSR with stored zeros") {
   pv::ModelOptions o;
