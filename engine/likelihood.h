@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "engine/model_options.h"
@@ -39,11 +40,18 @@ struct LikelihoodInputs {
   const int32_t* fixed_states = nullptr;  // kSampled with given states (tests): batch x genes
 };
 
+// What a likelihood path keeps from call to call, so that a training step allocates nothing (the
+// fast path's buffers); each path defines its own.
+struct LikelihoodScratch {
+  virtual ~LikelihoodScratch() = default;
+};
+
 // d(log-likelihood)/d(each input); arrays sized like the inputs. Gene arrays are overwritten.
 struct LikelihoodGradients {
   std::vector<double> gene[kGeneSites];
   std::vector<double> log_dispersion_u, log_dispersion_s;
   std::vector<double> cell_time, u_read_depth, s_read_depth;
+  std::unique_ptr<LikelihoodScratch> scratch;  // made and kept by the path that uses it
 };
 
 // Sum over the batch's cells and all genes of the per-cell-gene log-likelihood (including the
