@@ -173,18 +173,19 @@ enum GeneArray {
 
 // Per-gene results of passes 1 and 2 for the current cell (tiled, one set per thread).
 enum Scratch {
-  sX1, sSp1, sP1, sSigT0, sUt0, sUt1, sSt0, sSt1, sMaskU0, sMaskU1, sMaskS0, sMaskS1, sU0, sU1,
+  // relu(u_scale u) and relu(s) of each state, without the eps the rates add (so that > 0 is
+  // the relu's derivative, and no mask need be kept)
+  sX1, sSp1, sP1, sSigT0, sUt0, sUt1, sSt0, sSt1, sU0, sU1,
   s0Partials, s1Partials = s0Partials + kPartials,  // each state's Partial arrays
   // Each state's c_u log(rate_u) + c_s log(rate_s), and c / rate of each count and state: 0 where
   // the counts are 0, the only place logs are taken
   sLog0 = s1Partials + kPartials, sLog1, sRatioU0, sRatioU1, sRatioS0, sRatioS1, kScratch,
   // Arrays whose lives do not overlap share storage (a smaller footprint in L2): pass 1's
-  // softplus(t - t0) (read last by the induction state, before the repression state writes its
-  // mask) and the induction state's exponentials take arrays that the repression state writes
-  // after the induction state has read them; the repression state's exponentials take the log
-  // arrays, refilled with 0 after pass 1; pass 2's adjoints take the ratios they are made from
-  // and a log array that pass 2a has read.
-  sTau0 = sMaskU1, sEu0 = s1Partials, sPhiB, sDphiB, sEs0, sPhiG, sDphiG, sEu1 = sLog0, sEs1,
+  // softplus(t - t0) (read last by the induction state) and the induction state's exponentials
+  // take partials that the repression state writes after the induction state has read them; the
+  // repression state's exponentials take the log arrays, refilled with 0 after pass 1; pass 2's
+  // adjoints take the ratios they are made from and a log array that pass 2a has read.
+  sEu0 = s1Partials, sPhiB, sDphiB, sEs0, sPhiG, sDphiG, sTau0, sEu1 = sLog0, sEs1,
   sGUt0 = sRatioU0, sGUt1 = sRatioU1, sGSt0 = sRatioS0, sGSt1 = sRatioS1, sGX1 = sLog0
 };
 
@@ -460,8 +461,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
                   v[gGamma][g], v[gInvGap][g], ExpPhi{x[sEu0][g], x[sPhiB][g], x[sDphiB][g]},
                   ExpPhi{x[sEs0][g], x[sPhiG][g], x[sDphiG][g]}, Tile<float>{x[s0Partials]}, g);
               const float uu0 = v[gUScale][g] * d0.u;
-              x[sUt0][g] = relu(uu0) + kEps, x[sSt0][g] = relu(d0.s) + kEps;
-              x[sMaskU0][g] = uu0 > 0 ? 1.0f : 0.0f, x[sMaskS0][g] = d0.s > 0 ? 1.0f : 0.0f;
+              x[sUt0][g] = relu(uu0), x[sSt0][g] = relu(d0.s);
               x[sU0][g] = d0.u;
             }
           };
@@ -474,9 +474,8 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
                 x[sSp1][g], v[gUInf][g], v[gSInf][g], 0.0f, v[gBeta][g], v[gGamma][g], v[gInvGap][g],
                 ExpPhi{x[sEu1][g], 0.0f, 0.0f}, ExpPhi{x[sEs1][g], 0.0f, 0.0f}, Tile<float>{x[s1Partials]}, g);
             const float uu1 = v[gUScale][g] * d1.u;
-            const float ut1 = relu(uu1) + kEps, st1 = relu(d1.s) + kEps;
+            const float ut1 = relu(uu1), st1 = relu(d1.s);
             x[sUt1][g] = ut1, x[sSt1][g] = st1;
-            x[sMaskU1][g] = uu1 > 0 ? 1.0f : 0.0f, x[sMaskS1][g] = d1.s > 0 ? 1.0f : 0.0f;
             x[sU1][g] = d1.u;
             const float p1 = x[sP1][g];
             norm_u += (1 - p1) * x[sUt0][g] + p1 * ut1;
@@ -486,11 +485,13 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
 
         // Pass 2: the Poisson log-likelihoods of both states, summed out over k; c log(rate) and
         // c / rate are taken at the nonzero counts only (a third of pancreas's spliced, a tenth of
-        // its unspliced). rate = ut' * scale + offset: (ut'/N + eps) * depth with library correction, else ut'.
+        // its unspliced). With ut' = relu(u_scale u) + eps, rate = (ut'/N + eps) * depth with
+        // library correction, else ut': rate = ut * scale + offset for the stored ut = ut' - eps.
         // No loop-invariant branch inside the loop, so that GCC vectorises one version of it.
+        norm_u += float(G) * kEps, norm_s += float(G) * kEps;  // each gene's eps, weighted 1 - p1 + p1
         const float inv_u = 1.0f / norm_u, inv_s = 1.0f / norm_s;
-        const float scale_u = library ? rd_u * inv_u : 1.0f, offset_u = library ? kEps * rd_u : 0.0f;
-        const float scale_s = library ? rd_s * inv_s : 1.0f, offset_s = library ? kEps * rd_s : 0.0f;
+        const float scale_u = library ? rd_u * inv_u : 1.0f, offset_u = library ? kEps * (rd_u + scale_u) : kEps;
+        const float scale_s = library ? rd_s * inv_s : 1.0f, offset_s = library ? kEps * (rd_s + scale_s) : kEps;
         nonzero_u.evaluate(all[sUt0], all[sUt1], scale_u, offset_u);
         nonzero_s.evaluate(all[sSt0], all[sSt1], scale_s, offset_s);
         for (int64_t tile = 0; tile < tiles.count; ++tile) {  // pass 1 used two of them; the six are adjacent, one fill
@@ -540,6 +541,7 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
         }
         value += double(cell_value) - data.row_log_factorial[row];
         if (!grad) continue;
+        ug_u += kEps * g_u, ug_s += kEps * g_s;  // the sums in ut' = ut + eps
         const float a_u = library ? -ug_u * rd_u * inv_u * inv_u : 0.0f, a_s = library ? -ug_s * rd_s * inv_s * inv_s : 0.0f;
         const float g_rd_u = ug_u * inv_u + kEps * g_u, g_rd_s = ug_s * inv_s + kEps * g_s;
 
@@ -558,10 +560,11 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
             for (int64_t g = 0; g < n; ++g) {
               const float p1 = x[sP1][g], p0 = 1 - p1;
               const float us = v[gUScale][g];
-              const float g_uu0 = x[sMaskU0][g] * (scale_u * x[sGUt0][g] + a_u * p0);
-              const float gu0 = g_uu0 * us, gs0 = x[sMaskS0][g] * (scale_s * x[sGSt0][g] + a_s * p0);
-              const float g_uu1 = x[sMaskU1][g] * (scale_u * x[sGUt1][g] + a_u * p1);
-              const float gu1 = g_uu1 * us, gs1 = x[sMaskS1][g] * (scale_s * x[sGSt1][g] + a_s * p1);
+              // Through the relus: their derivative is 1 where the stored value is above 0.
+              const float g_uu0 = x[sUt0][g] > 0 ? scale_u * x[sGUt0][g] + a_u * p0 : 0.0f;
+              const float gu0 = g_uu0 * us, gs0 = x[sSt0][g] > 0 ? scale_s * x[sGSt0][g] + a_s * p0 : 0.0f;
+              const float g_uu1 = x[sUt1][g] > 0 ? scale_u * x[sGUt1][g] + a_u * p1 : 0.0f;
+              const float gu1 = g_uu1 * us, gs1 = x[sSt1][g] > 0 ? scale_s * x[sGSt1][g] + a_s * p1 : 0.0f;
               acc[cUScale][g] += g_uu0 * x[sU0][g] + g_uu1 * x[sU1][g];
               if constexpr (kOffset) {
                 acc[cU0][g] += gu0 * d0[pDuU0][g] + gs0 * d0[pDsU0][g];
