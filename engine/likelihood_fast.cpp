@@ -175,7 +175,7 @@ enum GeneArray {
 enum Scratch {
   // relu(u_scale u) and relu(s) of each state, without the eps the rates add (so that > 0 is
   // the relu's derivative, and no mask need be kept)
-  sX1, sSp1, sP1, sSigT0, sUt0, sUt1, sSt0, sSt1, sU0, sU1,
+  sX1, sSp1, sP1, sSigT0, sUt0, sUt1, sSt0, sSt1,
   s0Partials, s1Partials = s0Partials + kPartials,  // each state's Partial arrays
   // Each state's c_u log(rate_u) + c_s log(rate_s), and c / rate of each count and state: 0 where
   // the counts are 0, the only place logs are taken
@@ -462,7 +462,6 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
                   ExpPhi{x[sEs0][g], x[sPhiG][g], x[sDphiG][g]}, Tile<float>{x[s0Partials]}, g);
               const float uu0 = v[gUScale][g] * d0.u;
               x[sUt0][g] = relu(uu0), x[sSt0][g] = relu(d0.s);
-              x[sU0][g] = d0.u;
             }
           };
           if (offset) induction_state(std::true_type{});
@@ -476,7 +475,6 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
             const float uu1 = v[gUScale][g] * d1.u;
             const float ut1 = relu(uu1), st1 = relu(d1.s);
             x[sUt1][g] = ut1, x[sSt1][g] = st1;
-            x[sU1][g] = d1.u;
             const float p1 = x[sP1][g];
             norm_u += (1 - p1) * x[sUt0][g] + p1 * ut1;
             norm_s += (1 - p1) * x[sSt0][g] + p1 * st1;
@@ -565,7 +563,9 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
               const float gu0 = g_uu0 * us, gs0 = x[sSt0][g] > 0 ? scale_s * x[sGSt0][g] + a_s * p0 : 0.0f;
               const float g_uu1 = x[sUt1][g] > 0 ? scale_u * x[sGUt1][g] + a_u * p1 : 0.0f;
               const float gu1 = g_uu1 * us, gs1 = x[sSt1][g] > 0 ? scale_s * x[sGSt1][g] + a_s * p1 : 0.0f;
-              acc[cUScale][g] += g_uu0 * x[sU0][g] + g_uu1 * x[sU1][g];
+              // d ut / d u_scale = u where the relu passes, = ut / u_scale: summed here as g ut, and
+              // divided by u_scale once per gene after the sum over cells.
+              acc[cUScale][g] += g_uu0 * x[sUt0][g] + g_uu1 * x[sUt1][g];
               if constexpr (kOffset) {
                 acc[cU0][g] += gu0 * d0[pDuU0][g] + gs0 * d0[pDsU0][g];
                 acc[cS0][g] += gs0 * d0[pDsS0][g];
@@ -607,6 +607,10 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
       for (const auto& acc : sums)  // chunk order: the same sum for any thread count
         for (int64_t g = 0; g < tiles.size(tile); ++g) out[g] += acc[from + g];
     }
+  for (int64_t g = 0; g < G; ++g) {  // the u_scale sums were in ut = u_scale u: back to u
+    const double u_scale = gene[kUScale][g];
+    total[cUScale * G + g] = u_scale != 0 ? total[cUScale * G + g] / u_scale : 0.0;
+  }
   chain_gene_slots(o, at_switch, total, G, grad);
   return value;
 }
