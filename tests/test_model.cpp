@@ -193,76 +193,55 @@ TEST_CASE("the float32 fast path agrees with the double reference, value and gra
     MESSAGE("the fast path is not available on this CPU or build; nothing to compare");
     return;
   }
-  pv::SimulationOptions so;
-  so.cells = 150;
-  so.genes = 60;
-  so.seed = 12;
-  auto sim = std::make_shared<pv::io::AnnData>(pv::simulate(so));
-  // late: every third cell's time near 50, past the bound below which the fast path takes
-  // e^-|t - t0| as a product of per-cell and per-gene exponentials (kProductTimes, 40), so both
-  // of its ways are compared.
-  for (bool late : {false, true})
-    for (bool offset : {false, true})
-      for (bool library : {true, false}) {
-        pv::ModelOptions o;
-        o.add_offset = offset;
-        o.correct_library_size = library;
-        pv::ModelOptions reference = o;
-        reference.precision = pv::Precision::kDouble;
-        pv::VelocityModel a(pv::make_model_data(sim), o, 2), b(pv::make_model_data(sim), reference, 2);
-        for (size_t i = 0; i < a.params().size(); ++i) a.params()[i] = b.params()[i] += 0.1 * std::sin(double(i));
-        if (late)
-          for (int64_t c = 0; c < so.cells; c += 3)
-            a.params()[size_t(a.layout().cell_loc + pv::kCellTime * so.cells + c)] =
-                b.params()[size_t(b.layout().cell_loc + pv::kCellTime * so.cells + c)] = std::log(50.0);
-        std::vector<double> ga, gb;
-        const double la = a.loss({}, 1, &ga), lb = b.loss({}, 1, &gb);
-        CAPTURE(late);
-        CAPTURE(offset);
-        CAPTURE(library);
-        CHECK(la == doctest::Approx(lb).epsilon(1e-6));
-        double largest = 0, worst = 0;
-        for (double g : gb) largest = std::max(largest, std::fabs(g));
-        for (size_t i = 0; i < ga.size(); ++i) worst = std::max(worst, std::fabs(ga[i] - gb[i]));
-        MESSAGE("late " << late << " offset " << offset << " library " << library << ": |loss| rel diff "
-                        << std::fabs(la - lb) / std::fabs(lb) << ", max gradient diff / max gradient " << worst / largest);
-        CHECK(worst <= 1e-4 * largest);
-      }
-}
-
-TEST_CASE("the fast path agrees with the double reference when the genes fill more than one tile") {
-  // The fast path keeps its per-gene arrays in tiles of at most 2000 genes; 2003 genes make two
-  // tiles (1008 and 995 genes, neither a multiple of the vector width), whose nonzero counts are
-  // placed through a map and whose sums are taken tile by tile.
-  pv::ModelOptions fast;
-  if (!pv::use_fast_likelihood(fast)) {
-    MESSAGE("the fast path is not available on this CPU or build; nothing to compare");
-    return;
-  }
-  pv::SimulationOptions so;
-  so.cells = 24;
-  so.genes = 2003;
-  so.seed = 4;
-  auto sim = std::make_shared<pv::io::AnnData>(pv::simulate(so));
-  for (bool offset : {false, true}) {
-    pv::ModelOptions o;
-    o.add_offset = offset;
-    pv::ModelOptions reference = o;
-    reference.precision = pv::Precision::kDouble;
-    pv::VelocityModel a(pv::make_model_data(sim), o, 2), b(pv::make_model_data(sim), reference, 2);
-    for (size_t i = 0; i < a.params().size(); ++i) a.params()[i] = b.params()[i] += 0.1 * std::sin(double(i));
-    std::vector<double> ga, gb;
-    const double la = a.loss({}, 1, &ga), lb = b.loss({}, 1, &gb);
-    CAPTURE(offset);
-    CHECK(la == doctest::Approx(lb).epsilon(1e-6));
-    double largest = 0, worst = 0;
-    for (double g : gb) largest = std::max(largest, std::fabs(g));
-    for (size_t i = 0; i < ga.size(); ++i) worst = std::max(worst, std::fabs(ga[i] - gb[i]));
-    CHECK(worst <= 1e-4 * largest);
-    // The last gene's (second tile's) beta gradient was computed, and agrees.
-    const size_t last = size_t(a.layout().gene_loc + a.layout().site_slot[pv::kBeta] * so.genes + so.genes - 1);
-    CHECK(gb[last] != 0.0);
-    CHECK(ga[last] == doctest::Approx(gb[last]).epsilon(1e-3));
+  // 60 genes fill one tile of the fast path's per-gene arrays (at most 2000 genes a tile); 2003
+  // make two (1008 and 995 genes, neither a multiple of the vector width), whose nonzero counts
+  // are placed through a map and whose sums are taken tile by tile.
+  struct Data {
+    int64_t cells, genes;
+    uint64_t seed;
+  };
+  for (const Data& d : {Data{150, 60, 12}, Data{24, 2003, 4}}) {
+    pv::SimulationOptions so;
+    so.cells = d.cells;
+    so.genes = d.genes;
+    so.seed = d.seed;
+    auto sim = std::make_shared<pv::io::AnnData>(pv::simulate(so));
+    // late: every third cell's time near 50, past the bound below which the fast path takes
+    // e^-|t - t0| as a product of per-cell and per-gene exponentials (kProductTimes, 40), so both
+    // of its ways are compared.
+    for (bool late : {false, true})
+      for (bool offset : {false, true})
+        for (bool library : {true, false}) {
+          pv::ModelOptions o;
+          o.add_offset = offset;
+          o.correct_library_size = library;
+          pv::ModelOptions reference = o;
+          reference.precision = pv::Precision::kDouble;
+          pv::VelocityModel a(pv::make_model_data(sim), o, 2), b(pv::make_model_data(sim), reference, 2);
+          for (size_t i = 0; i < a.params().size(); ++i) a.params()[i] = b.params()[i] += 0.1 * std::sin(double(i));
+          if (late)
+            for (int64_t c = 0; c < so.cells; c += 3)
+              a.params()[size_t(a.layout().cell_loc + pv::kCellTime * so.cells + c)] =
+                  b.params()[size_t(b.layout().cell_loc + pv::kCellTime * so.cells + c)] = std::log(50.0);
+          std::vector<double> ga, gb;
+          const double la = a.loss({}, 1, &ga), lb = b.loss({}, 1, &gb);
+          CAPTURE(d.genes);
+          CAPTURE(late);
+          CAPTURE(offset);
+          CAPTURE(library);
+          CHECK(la == doctest::Approx(lb).epsilon(1e-6));
+          double largest = 0, worst = 0;
+          for (double g : gb) largest = std::max(largest, std::fabs(g));
+          for (size_t i = 0; i < ga.size(); ++i) worst = std::max(worst, std::fabs(ga[i] - gb[i]));
+          MESSAGE(d.genes << " genes, late " << late << " offset " << offset << " library " << library
+                          << ": |loss| rel diff " << std::fabs(la - lb) / std::fabs(lb)
+                          << ", max gradient diff / max gradient " << worst / largest);
+          CHECK(worst <= 1e-4 * largest);
+          // The last gene's beta gradient (in the last tile) was computed, and agrees.
+          const size_t last = size_t(a.layout().gene_loc + a.layout().site_slot[pv::kBeta] * so.genes + so.genes - 1);
+          CHECK(gb[last] != 0.0);
+          CHECK(ga[last] == doctest::Approx(gb[last]).epsilon(1e-3));
+        }
   }
 }
 
