@@ -173,8 +173,8 @@ enum GeneArray {
 
 // Per-gene results of passes 1 and 2 for the current cell (tiled, one set per thread).
 enum Scratch {
-  // relu(u_scale u) and relu(s) of each state, without the eps the rates add (so that > 0 is
-  // the relu's derivative, and no mask need be kept)
+  // sUt0/1, sSt0/1: each state's relu(u_scale u) and relu(s), without the eps the rates add, so
+  // that their being above 0 is the relus' derivative and no masks are kept
   sX1, sSp1, sP1, sSigT0, sUt0, sUt1, sSt0, sSt1,
   s0Partials, s1Partials = s0Partials + kPartials,  // each state's Partial arrays
   // Each state's c_u log(rate_u) + c_s log(rate_s), and c / rate of each count and state: 0 where
