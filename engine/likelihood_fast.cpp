@@ -319,10 +319,13 @@ double cell_gene_log_likelihood_fast(const CountView& data, const ModelOptions& 
   const double* const* gene = in.gene;
   std::unique_ptr<FastBuffers> own_buffers;
   FastBuffers& buffers = buffers_in(grad, own_buffers);
-  // The nonzero counts' places in the scratch arrays, when there is more than one tile.
+  // The nonzero counts' places in the scratch arrays, when there is more than one tile (they
+  // depend on G alone, so a map of the right size is the right map).
   std::vector<int32_t>& place_of = buffers.place_of;
-  place_of.resize(tiles.count > 1 ? size_t(G) : 0);
-  for (size_t g = 0; g < place_of.size(); ++g) place_of[g] = int32_t(tiles.place(int64_t(g), kScratch));
+  if (place_of.size() != (tiles.count > 1 ? size_t(G) : 0)) {
+    place_of.resize(tiles.count > 1 ? size_t(G) : 0);
+    for (size_t g = 0; g < place_of.size(); ++g) place_of[g] = int32_t(tiles.place(int64_t(g), kScratch));
+  }
   const int32_t* const places = place_of.empty() ? nullptr : place_of.data();
 
   // Gene-level inputs and the state at the switch (in double, once per step).
